@@ -1,0 +1,451 @@
+// Package config is mailvaultd's one typed configuration: defaults, the YAML
+// loader (unknown keys are errors) and validation whose errors name the file,
+// the key and the reason. It holds settings only; it opens nothing.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	SMTP      SMTP      `yaml:"smtp"`
+	Forward   Forward   `yaml:"forward"`
+	Keys      Keys      `yaml:"keys"`
+	Archive   Archive   `yaml:"archive"`
+	Retrieval Retrieval `yaml:"retrieval"`
+	OpenPGP   OpenPGP   `yaml:"openpgp"`
+	Log       Log       `yaml:"log"`
+
+	// File is the path the configuration was loaded from ("" for the
+	// development defaults).
+	File string `yaml:"-"`
+}
+
+// SMTP configures the listener Postfix hands mail to.
+type SMTP struct {
+	Listen          string   `yaml:"listen"`
+	Hostname        string   `yaml:"hostname"`
+	MaxMessageBytes int64    `yaml:"max_message_bytes"`
+	MaxRecipients   int      `yaml:"max_recipients"`
+	MaxSessions     int      `yaml:"max_sessions"`
+	MaxLineLength   int      `yaml:"max_line_length"`
+	ReadTimeout     Duration `yaml:"read_timeout"`
+	WriteTimeout    Duration `yaml:"write_timeout"`
+	DataTimeout     Duration `yaml:"data_timeout"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Forward configures re-injection into Postfix.
+type Forward struct {
+	NextHop string   `yaml:"next_hop"` // empty: store-only
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Keys selects and configures the key provider.
+type Keys struct {
+	Provider string `yaml:"provider"`
+	Local    struct {
+		Keyring string `yaml:"keyring"`
+	} `yaml:"local"`
+	AWSKMS struct {
+		KeyID    string `yaml:"key_id"`
+		Region   string `yaml:"region"`
+		Endpoint string `yaml:"endpoint"`
+	} `yaml:"awskms"`
+}
+
+// Archive selects and configures the store.
+type Archive struct {
+	Backend string `yaml:"backend"`
+	FS      struct {
+		Dir string `yaml:"dir"`
+	} `yaml:"fs"`
+	S3 S3 `yaml:"s3"`
+}
+
+// S3 configures the S3 store.
+type S3 struct {
+	Bucket      string `yaml:"bucket"`
+	Prefix      string `yaml:"prefix"`
+	Region      string `yaml:"region"`
+	Endpoint    string `yaml:"endpoint"`
+	PathStyle   bool   `yaml:"path_style"`
+	SSE         string `yaml:"sse"` // "", sse-s3, sse-kms, sse-c
+	SSEKMSKeyID string `yaml:"sse_kms_key_id"`
+	SSECKeyFile string `yaml:"sse_c_key_file"`
+	ObjectLock  struct {
+		Mode string `yaml:"mode"` // "", GOVERNANCE, COMPLIANCE
+		Days int    `yaml:"days"`
+	} `yaml:"object_lock"`
+}
+
+// Retrieval configures the HTTP service.
+type Retrieval struct {
+	Listen    string `yaml:"listen"`
+	UsersFile string `yaml:"users_file"`
+	AuditLog  string `yaml:"audit_log"`
+}
+
+// OpenPGP configures encryption for recipients on forwarding.
+type OpenPGP struct {
+	Keyring      string            `yaml:"keyring"`
+	Policy       string            `yaml:"policy"` // off | opportunistic | required
+	KeepSubject  bool              `yaml:"keep_subject"`
+	Fingerprints map[string]string `yaml:"fingerprints"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Duration is a time.Duration written as "30s", "5m".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("not a duration (like 30s or 5m): %q", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes d as a Go duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Default returns the production defaults of ARCHITECTURE.md.
+func Default() *Config {
+	c := &Config{}
+	c.SMTP = SMTP{
+		Listen:          "127.0.0.1:10025",
+		Hostname:        "mailvault.local",
+		MaxMessageBytes: 50 << 20,
+		MaxRecipients:   1000,
+		MaxSessions:     100,
+		MaxLineLength:   64 << 10,
+		ReadTimeout:     Duration(5 * time.Minute),
+		WriteTimeout:    Duration(5 * time.Minute),
+		DataTimeout:     Duration(10 * time.Minute),
+		ShutdownTimeout: Duration(25 * time.Second),
+	}
+	c.Forward = Forward{NextHop: "127.0.0.1:10026", Timeout: Duration(5 * time.Minute)}
+	c.Keys.Provider = "local"
+	c.Keys.Local.Keyring = "/var/lib/mailvaultd/keyring.json"
+	c.Keys.AWSKMS.Region = "us-east-1"
+	c.Archive.Backend = "fs"
+	c.Archive.FS.Dir = "/var/lib/mailvaultd/archive"
+	c.Archive.S3.Region = "us-east-1"
+	c.Retrieval = Retrieval{
+		Listen:    "127.0.0.1:8026",
+		UsersFile: "/etc/mailvaultd/users.yaml",
+		AuditLog:  "/var/log/mailvaultd/audit.jsonl",
+	}
+	c.OpenPGP.Policy = "off"
+	c.Log = Log{Level: "info", Format: "text"}
+	return c
+}
+
+// DevDataDir is where the development defaults keep everything.
+const DevDataDir = "mailvaultd-data"
+
+// Development returns the development defaults: production listeners,
+// store-only, and everything under ./mailvaultd-data/.
+func Development() *Config {
+	c := Default()
+	c.Forward.NextHop = ""
+	c.Keys.Local.Keyring = filepath.Join(DevDataDir, "keyring.json")
+	c.Archive.FS.Dir = filepath.Join(DevDataDir, "archive")
+	c.Retrieval.UsersFile = filepath.Join(DevDataDir, "users.yaml")
+	c.Retrieval.AuditLog = filepath.Join(DevDataDir, "audit.jsonl")
+	return c
+}
+
+// Error is a configuration error: the file, the key and the reason.
+type Error struct {
+	File, Key, Reason string
+	Line              int
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+		if e.Line > 0 {
+			fmt.Fprintf(&b, ":%d", e.Line)
+		}
+		b.WriteString(": ")
+	}
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Reason)
+	return b.String()
+}
+
+// maxConfigBytes bounds the configuration file.
+const maxConfigBytes = 1 << 20
+
+// Load reads path over the production defaults and validates the result.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &Error{File: path, Reason: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, &Error{File: path, Reason: err.Error()}
+	}
+	if st.Size() > maxConfigBytes {
+		return nil, &Error{File: path, Reason: fmt.Sprintf("file is %d bytes; the limit is %d", st.Size(), maxConfigBytes)}
+	}
+	data := make([]byte, st.Size())
+	if _, err := f.ReadAt(data, 0); err != nil && st.Size() > 0 {
+		return nil, &Error{File: path, Reason: err.Error()}
+	}
+	c, err := Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Parse reads YAML over the production defaults and validates the result;
+// name is used in errors.
+func Parse(data []byte, name string) (*Config, error) {
+	c := Default()
+	c.File = name
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{File: name, Reason: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	if len(root.Content) > 0 {
+		if err := decodeNode(root.Content[0], reflect.ValueOf(c).Elem(), "", name); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeNode decodes n into v field by field, so that an unknown key or a bad
+// value is reported with its full dotted key and line.
+func decodeNode(n *yaml.Node, v reflect.Value, key, file string) error {
+	if v.Kind() == reflect.Struct && v.Type() != reflect.TypeOf(Duration(0)) {
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return nil
+		}
+		if n.Kind != yaml.MappingNode {
+			return &Error{File: file, Line: n.Line, Key: keyOr(key), Reason: "must be a mapping"}
+		}
+		fields := map[string]reflect.Value{}
+		for i := 0; i < v.NumField(); i++ {
+			tag := strings.Split(v.Type().Field(i).Tag.Get("yaml"), ",")[0]
+			if tag != "" && tag != "-" {
+				fields[tag] = v.Field(i)
+			}
+		}
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			full := join(key, k.Value)
+			f, ok := fields[k.Value]
+			if !ok {
+				return &Error{File: file, Line: k.Line, Key: full, Reason: "unknown key"}
+			}
+			if seen[k.Value] {
+				return &Error{File: file, Line: k.Line, Key: full, Reason: "key given twice"}
+			}
+			seen[k.Value] = true
+			if err := decodeNode(val, f, full, file); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := n.Decode(v.Addr().Interface()); err != nil {
+		reason := err.Error()
+		var te *yaml.TypeError
+		if errors.As(err, &te) && len(te.Errors) > 0 {
+			reason = te.Errors[0]
+			if i := strings.Index(reason, ": "); i >= 0 && strings.HasPrefix(reason, "line ") {
+				reason = reason[i+2:]
+			}
+		}
+		return &Error{File: file, Line: n.Line, Key: key, Reason: reason}
+	}
+	return nil
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "." + b
+}
+
+func keyOr(k string) string {
+	if k == "" {
+		return "(top level)"
+	}
+	return k
+}
+
+// Validate checks every value; the first problem is returned as an *Error.
+func (c *Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return &Error{File: c.File, Key: key, Reason: fmt.Sprintf(format, args...)}
+	}
+	if err := checkAddr(c.SMTP.Listen); err != nil {
+		return bad("smtp.listen", "%v", err)
+	}
+	if c.SMTP.Hostname == "" || strings.ContainsAny(c.SMTP.Hostname, " \t\r\n") {
+		return bad("smtp.hostname", "must be a host name without spaces")
+	}
+	if c.SMTP.MaxMessageBytes <= 0 {
+		return bad("smtp.max_message_bytes", "must be positive (got %d)", c.SMTP.MaxMessageBytes)
+	}
+	if c.SMTP.MaxRecipients <= 0 {
+		return bad("smtp.max_recipients", "must be positive (got %d)", c.SMTP.MaxRecipients)
+	}
+	if c.SMTP.MaxSessions <= 0 {
+		return bad("smtp.max_sessions", "must be positive (got %d)", c.SMTP.MaxSessions)
+	}
+	if c.SMTP.MaxLineLength < 1000 {
+		return bad("smtp.max_line_length", "must be at least 1000, the SMTP minimum (got %d)", c.SMTP.MaxLineLength)
+	}
+	for key, d := range map[string]Duration{
+		"smtp.read_timeout": c.SMTP.ReadTimeout, "smtp.write_timeout": c.SMTP.WriteTimeout,
+		"smtp.data_timeout": c.SMTP.DataTimeout, "smtp.shutdown_timeout": c.SMTP.ShutdownTimeout,
+		"forward.timeout": c.Forward.Timeout,
+	} {
+		if d <= 0 {
+			return bad(key, "must be a positive duration")
+		}
+	}
+	if c.Forward.NextHop != "" {
+		if err := checkAddr(c.Forward.NextHop); err != nil {
+			return bad("forward.next_hop", "%v", err)
+		}
+		if c.Forward.NextHop == c.SMTP.Listen {
+			return bad("forward.next_hop", "is smtp.listen itself: mail would loop")
+		}
+	}
+	switch c.Keys.Provider {
+	case "local":
+	case "awskms":
+		if c.Keys.AWSKMS.KeyID == "" {
+			return bad("keys.awskms.key_id", "is required with keys.provider: awskms")
+		}
+		if c.Keys.AWSKMS.Region == "" {
+			return bad("keys.awskms.region", "is required with keys.provider: awskms")
+		}
+	default:
+		return bad("keys.provider", "must be local or awskms (got %q)", c.Keys.Provider)
+	}
+	if c.Keys.Local.Keyring == "" {
+		return bad("keys.local.keyring", "is required: it holds the master keys (provider local) and the index key (always)")
+	}
+	switch c.Archive.Backend {
+	case "fs":
+		if c.Archive.FS.Dir == "" {
+			return bad("archive.fs.dir", "is required with archive.backend: fs")
+		}
+	case "s3":
+		s := c.Archive.S3
+		if s.Bucket == "" {
+			return bad("archive.s3.bucket", "is required with archive.backend: s3")
+		}
+		if s.Region == "" {
+			return bad("archive.s3.region", "is required with archive.backend: s3")
+		}
+		switch s.SSE {
+		case "", "sse-s3":
+		case "sse-kms":
+			if s.SSEKMSKeyID == "" {
+				return bad("archive.s3.sse_kms_key_id", "is required with archive.s3.sse: sse-kms")
+			}
+		case "sse-c":
+			if s.SSECKeyFile == "" {
+				return bad("archive.s3.sse_c_key_file", "is required with archive.s3.sse: sse-c")
+			}
+		default:
+			return bad("archive.s3.sse", "must be empty, sse-s3, sse-kms or sse-c (got %q)", s.SSE)
+		}
+		switch s.ObjectLock.Mode {
+		case "":
+		case "GOVERNANCE", "COMPLIANCE":
+			if s.ObjectLock.Days <= 0 {
+				return bad("archive.s3.object_lock.days", "must be positive with an object lock mode")
+			}
+		default:
+			return bad("archive.s3.object_lock.mode", "must be empty, GOVERNANCE or COMPLIANCE (got %q)", s.ObjectLock.Mode)
+		}
+	default:
+		return bad("archive.backend", "must be fs or s3 (got %q)", c.Archive.Backend)
+	}
+	if c.Retrieval.Listen != "" {
+		if err := checkAddr(c.Retrieval.Listen); err != nil {
+			return bad("retrieval.listen", "%v", err)
+		}
+	}
+	if c.Retrieval.AuditLog == "" {
+		return bad("retrieval.audit_log", "is required: every read is audited")
+	}
+	switch c.OpenPGP.Policy {
+	case "off", "":
+	case "opportunistic", "required":
+		if c.OpenPGP.Keyring == "" {
+			return bad("openpgp.keyring", "is required with openpgp.policy: %s", c.OpenPGP.Policy)
+		}
+		if c.Forward.NextHop == "" {
+			return bad("openpgp.policy", "needs forward.next_hop: there is nothing to encrypt for in store-only mode")
+		}
+	default:
+		return bad("openpgp.policy", "must be off, opportunistic or required (got %q)", c.OpenPGP.Policy)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "must be debug, info, warn or error (got %q)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return bad("log.format", "must be text or json (got %q)", c.Log.Format)
+	}
+	return nil
+}
+
+func checkAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("must be host:port (got %q)", a)
+	}
+	if host == "" {
+		return fmt.Errorf("must name a host (got %q); use 127.0.0.1 for loopback", a)
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil || port == "" {
+		return fmt.Errorf("bad port in %q", a)
+	}
+	return nil
+}

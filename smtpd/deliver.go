@@ -1,0 +1,234 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/mime"
+	"github.com/mailvault/mailvaultd/sealer"
+)
+
+// Pipeline is the delivery transaction: it streams one message at the same
+// time into the sealer (and from there into the archive), into the MIME part
+// map, and into the next hop; when the input ends it commits the archive
+// first and only then lets the next hop have the final ".".
+type Pipeline struct {
+	Vault      *archive.Vault
+	Keys       sealer.KeyProvider
+	MIMELimits mime.Limits
+	Logger     *slog.Logger
+	Metrics    *Metrics // may be nil
+	Now        func() time.Time
+}
+
+// Envelope is one transaction's envelope as received.
+type Envelope struct {
+	From string
+	To   []string
+	Opts *smtp.MailOptions
+}
+
+// outcome is what one delivery did, for the log line and the metrics.
+type outcome struct {
+	id        string
+	queueID   string
+	size      int64
+	duplicate bool
+	stages    map[string]time.Duration
+}
+
+// copyBufSize is the unit in which DATA is read and fanned out.
+const copyBufSize = 32 << 10
+
+// Deliver archives the message read from r and, if tx is not nil, forwards
+// it through tx. It returns the archive id only when the archive holds the
+// message and the next hop has accepted it.
+func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *forwardTx) (out outcome, err error) {
+	out.stages = make(map[string]time.Duration, 4)
+	committed := false
+	var dep *archive.Deposit
+	defer func() {
+		if tx != nil && err != nil {
+			tx.Abort()
+		}
+		if dep != nil && !committed {
+			dep.Abort()
+		}
+	}()
+
+	start := p.now()
+	out.id = archive.NewID(start)
+
+	t := time.Now()
+	dk, err := p.Keys.GenerateDataKey(ctx, sealer.ArchiveContext(out.id))
+	out.stages["keys"] = time.Since(t)
+	p.Metrics.keyCall("generate", err)
+	if err != nil {
+		return out, fail("keys", replyKeysFailed, err)
+	}
+	defer dk.Clear()
+
+	dep, err = p.Vault.Begin(ctx, out.id)
+	if err != nil {
+		return out, fail("store", replyStoreFailed, err)
+	}
+	sw, err := sealer.NewWriter(dep, dk, "message")
+	if err != nil {
+		return out, fail("store", replyStoreFailed, err)
+	}
+	fp := p.Vault.Fingerprint(archive.Envelope{From: env.From, To: env.To})
+	scan := mime.NewScanner(p.MIMELimits)
+	head := &headSniffer{max: 16 << 10}
+
+	// Fan DATA out. Failures are told apart by the writer that failed, so
+	// each gets its own reply and log cause.
+	t = time.Now()
+	buf := make([]byte, copyBufSize)
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			out.size += int64(n)
+			fp.Write(chunk)
+			scan.Write(chunk)
+			head.Write(chunk)
+			if _, err := sw.Write(chunk); err != nil {
+				return out, fail("store", replyStoreFailed, err)
+			}
+			if tx != nil {
+				if _, err := tx.Write(chunk); err != nil {
+					return out, fail("forward", nextHopReply(err), err)
+				}
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			if errors.Is(rerr, smtp.ErrDataTooLarge) {
+				return out, fail("read", replyTooBig, rerr)
+			}
+			return out, fail("read", replyTransient, rerr)
+		}
+		if err := ctx.Err(); err != nil {
+			return out, fail("read", replyTimeout, err)
+		}
+	}
+	out.stages["stream"] = time.Since(t)
+	out.queueID = head.queueID()
+
+	t = time.Now()
+	if err := sw.Close(); err != nil {
+		return out, fail("store", replyStoreFailed, err)
+	}
+	pm := scan.Close()
+	mb, err := archive.EncodeManifest(&archive.Manifest{
+		ID: out.id, ReceivedAt: start.UTC(), From: env.From, To: env.To, Size: out.size,
+		Header: pm.Header, Parts: pm.Parts, Broken: pm.Broken,
+	})
+	if err != nil {
+		return out, fail("internal", replyTransient, err)
+	}
+	sealedManifest, err := sealer.SealBlob(dk, "manifest", mb)
+	clear(mb)
+	if err != nil {
+		return out, fail("internal", replyTransient, err)
+	}
+	id, dup, err := dep.Commit(ctx, archive.Record{
+		Envelope:    archive.Envelope{From: env.From, To: env.To},
+		ReceivedAt:  start,
+		Meta:        sw.Metadata().Map(),
+		Manifest:    sealedManifest,
+		Fingerprint: fp.Sum(nil),
+	})
+	out.stages["commit"] = time.Since(t)
+	if err != nil {
+		return out, fail("store", replyStoreFailed, err)
+	}
+	committed = true
+	out.id, out.duplicate = id, dup
+
+	if tx != nil {
+		t = time.Now()
+		err := tx.Finish()
+		out.stages["forward"] = time.Since(t)
+		if err != nil {
+			// Nothing may claim a delivery that did not happen: take the
+			// archive entry back; Postfix's retry archives it anew.
+			if uerr := dep.Undo(context.WithoutCancel(ctx)); uerr != nil {
+				p.Logger.Warn("archive entry left after a failed forward; the retry will reuse it",
+					"id", out.id, "err", uerr)
+			}
+			return out, fail("forward", nextHopReply(err), err)
+		}
+	}
+	return out, nil
+}
+
+func (p *Pipeline) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// headSniffer keeps the first bytes of a message, to find Postfix's queue id.
+type headSniffer struct {
+	max int
+	b   []byte
+}
+
+func (h *headSniffer) Write(p []byte) (int, error) {
+	if room := h.max - len(h.b); room > 0 {
+		h.b = append(h.b, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}
+
+// receivedID matches the queue id in a Postfix Received header:
+// "by mx.example.test (Postfix) with ESMTP id 4Xc9Q22XyPz1;".
+var receivedID = regexp.MustCompile(`(?is)^received:[^;]*?\bid ([0-9A-Za-z]{6,32})\b`)
+
+// queueID returns the queue id from the first Received header, if any.
+func (h *headSniffer) queueID() string {
+	end := bytes.Index(h.b, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(h.b)
+	}
+	hdr := h.b[:end]
+	for len(hdr) > 0 {
+		// Unfold the first header field.
+		i := 0
+		for {
+			j := bytes.IndexByte(hdr[i:], '\n')
+			if j < 0 {
+				i = len(hdr)
+				break
+			}
+			i += j + 1
+			if i >= len(hdr) || (hdr[i] != ' ' && hdr[i] != '\t') {
+				break
+			}
+		}
+		field := hdr[:i]
+		hdr = hdr[i:]
+		if m := receivedID.FindSubmatch(field); m != nil {
+			return string(m[1])
+		}
+		if len(field) >= 9 && bytes.EqualFold(field[:9], []byte("received:")) {
+			return "" // the top Received header is not Postfix's
+		}
+	}
+	return ""
+}
+
+func (o outcome) String() string { return fmt.Sprintf("%s (%d bytes)", o.id, o.size) }

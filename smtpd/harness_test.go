@@ -1,0 +1,416 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/sealer"
+)
+
+// recordingHop is a real SMTP server on loopback standing in for Postfix's
+// re-injection port: it records every message it accepts, and can be told to
+// refuse.
+type recordingHop struct {
+	addr string
+	srv  *smtp.Server
+
+	mu       sync.Mutex
+	got      []hopMessage
+	dataFail *smtp.SMTPError // answer at the end of DATA
+	rcptFail *smtp.SMTPError
+}
+
+type hopMessage struct {
+	from string
+	to   []string
+	opts smtp.MailOptions
+	data []byte
+}
+
+func startHop(t *testing.T) *recordingHop {
+	t.Helper()
+	h := &recordingHop{}
+	h.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &hopSession{h: h}, nil
+	}))
+	h.srv.Domain = "hop.test"
+	h.srv.EnableSMTPUTF8 = true
+	h.srv.MaxMessageBytes = 200 << 20
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.addr = l.Addr().String()
+	go h.srv.Serve(l)
+	t.Cleanup(func() { h.srv.Close() })
+	return h
+}
+
+func (h *recordingHop) messages() []hopMessage {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]hopMessage(nil), h.got...)
+}
+
+func (h *recordingHop) set(rcpt, data *smtp.SMTPError) {
+	h.mu.Lock()
+	h.rcptFail, h.dataFail = rcpt, data
+	h.mu.Unlock()
+}
+
+type hopSession struct {
+	h   *recordingHop
+	msg hopMessage
+}
+
+func (s *hopSession) Mail(from string, o *smtp.MailOptions) error {
+	s.msg = hopMessage{from: from}
+	if o != nil {
+		s.msg.opts = *o
+	}
+	return nil
+}
+func (s *hopSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.h.mu.Lock()
+	f := s.h.rcptFail
+	s.h.mu.Unlock()
+	if f != nil {
+		return f
+	}
+	s.msg.to = append(s.msg.to, to)
+	return nil
+}
+func (s *hopSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	if s.h.dataFail != nil {
+		return s.h.dataFail
+	}
+	s.msg.data = b
+	s.h.got = append(s.h.got, s.msg)
+	return nil
+}
+func (s *hopSession) Reset()        {}
+func (s *hopSession) Logout() error { return nil }
+
+// faultyKeys wraps a real provider and fails or panics on demand.
+type faultyKeys struct {
+	sealer.KeyProvider
+	mu    sync.Mutex
+	err   error
+	panic bool
+}
+
+func (f *faultyKeys) set(err error, panics bool) {
+	f.mu.Lock()
+	f.err, f.panic = err, panics
+	f.mu.Unlock()
+}
+
+func (f *faultyKeys) GenerateDataKey(ctx context.Context, c map[string]string) (*sealer.DataKey, error) {
+	f.mu.Lock()
+	err, p := f.err, f.panic
+	f.mu.Unlock()
+	if p {
+		panic("injected panic in the key provider")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f.KeyProvider.GenerateDataKey(ctx, c)
+}
+
+// faultyStore wraps the real fs store and fails writes on demand.
+type faultyStore struct {
+	archive.Store
+	mu  sync.Mutex
+	err error
+}
+
+func (f *faultyStore) set(err error) {
+	f.mu.Lock()
+	f.err = err
+	f.mu.Unlock()
+}
+
+func (f *faultyStore) Create(ctx context.Context, key string) (archive.ObjectWriter, error) {
+	f.mu.Lock()
+	err := f.err
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return f.Store.Create(ctx, key)
+}
+
+// testEnv is a running mailvaultd SMTP side with a real keyring, a real fs
+// archive and (optionally) a recording next hop.
+type testEnv struct {
+	addr     string
+	dir      string
+	keys     *faultyKeys
+	store    *faultyStore
+	vault    *archive.Vault
+	hop      *recordingHop
+	srv      *Server
+	logs     *bytes.Buffer
+	logMu    *sync.Mutex
+	maxBytes int64
+}
+
+type envOpts struct {
+	storeOnly   bool
+	maxBytes    int64
+	maxSessions int
+	hopAddr     string // overrides the recording hop
+}
+
+func newEnv(t *testing.T, o envOpts) *testEnv {
+	t.Helper()
+	dir := t.TempDir()
+	krPath := filepath.Join(dir, "keyring.json")
+	if err := sealer.InitKeyring(krPath); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := sealer.LoadKeyring(krPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := archive.NewFSStore(filepath.Join(dir, "archive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{dir: dir, keys: &faultyKeys{KeyProvider: kr}, store: &faultyStore{Store: fs},
+		logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	e.vault = archive.NewVault(e.store, kr.IndexKey())
+	if o.maxBytes == 0 {
+		o.maxBytes = 50 << 20
+	}
+	if o.maxSessions == 0 {
+		o.maxSessions = 20
+	}
+	e.maxBytes = o.maxBytes
+	opts := Options{
+		Hostname: "mailvault.test", MaxMessageBytes: o.maxBytes, MaxRecipients: 1000,
+		MaxSessions: o.maxSessions, MaxLineLength: 64 << 10,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, DataTimeout: time.Minute,
+		NextHopTimeout: 10 * time.Second,
+	}
+	if !o.storeOnly {
+		if o.hopAddr != "" {
+			opts.NextHop = o.hopAddr
+		} else {
+			e.hop = startHop(t)
+			opts.NextHop = e.hop.addr
+		}
+	}
+	log := slog.New(slog.NewTextHandler(lockedWriter{e.logMu, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.srv = New(opts, &Pipeline{Vault: e.vault, Keys: e.keys, Logger: log})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = l.Addr().String()
+	go e.srv.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		e.srv.Shutdown(ctx)
+		if t.Failed() {
+			e.logMu.Lock()
+			t.Logf("daemon log:\n%s", e.logs.String())
+			e.logMu.Unlock()
+		}
+	})
+	return e
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// sendResult is what the SMTP client saw.
+type sendResult struct {
+	code int
+	text string
+	err  error
+}
+
+func (r sendResult) id() string {
+	const p = "Ok: archived as "
+	if i := strings.Index(r.text, p); i >= 0 {
+		return strings.TrimSpace(r.text[i+len(p):])
+	}
+	return ""
+}
+
+// send delivers one message over SMTP and returns the server's final reply
+// (or the first refusal).
+func (e *testEnv) send(t *testing.T, from string, to []string, data []byte, mo *smtp.MailOptions) sendResult {
+	t.Helper()
+	c, err := smtp.Dial(e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail(from, mo); err != nil {
+		return replyOf(err)
+	}
+	for _, r := range to {
+		if err := c.Rcpt(r, nil); err != nil {
+			return replyOf(err)
+		}
+	}
+	w, err := c.Data()
+	if err != nil {
+		return replyOf(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		return replyOf(err)
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		return replyOf(err)
+	}
+	c.Quit()
+	return sendResult{code: 250, text: resp.StatusText}
+}
+
+func replyOf(err error) sendResult {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return sendResult{code: se.Code, text: se.Message, err: err}
+	}
+	return sendResult{err: err}
+}
+
+// open decrypts archived message id, byte for byte.
+func (e *testEnv) open(t *testing.T, id string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	info, err := e.vault.Head(ctx, id)
+	if err != nil {
+		t.Fatalf("head %s: %v", id, err)
+	}
+	meta, err := sealer.ParseMetadata(info.Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, err := sealer.Unwrap(ctx, e.keys, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dk.Clear()
+	s, err := sealer.Open(ctx, func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+		return e.vault.ReadMessage(ctx, id, off, n)
+	}, info.Size, meta, dk, "message")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.NewReader(ctx, 0, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// manifest decrypts the manifest of id.
+func (e *testEnv) manifest(t *testing.T, id string) *archive.Manifest {
+	t.Helper()
+	ctx := context.Background()
+	info, err := e.vault.Head(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, err := sealer.ParseMetadata(info.Metadata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, err := sealer.Unwrap(ctx, e.keys, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dk.Clear()
+	blob, err := e.vault.Manifest(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := sealer.OpenBlob(dk, meta, "manifest", blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := archive.DecodeManifest(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// archivedIDs lists every archived message id.
+func (e *testEnv) archivedIDs(t *testing.T) []string {
+	t.Helper()
+	var ids []string
+	cursor := ""
+	for {
+		es, next, err := e.vault.List(context.Background(), "", time.Time{}, time.Time{}, 1000, cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range es {
+			ids = append(ids, en.ID)
+		}
+		if next == "" {
+			return ids
+		}
+		cursor = next
+	}
+}
+
+// storedFiles returns the contents of every file under the archive dir.
+func (e *testEnv) storedFiles(t *testing.T) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	filepath.Walk(filepath.Join(e.dir, "archive"), func(p string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			b, rerr := os.ReadFile(p)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			out[p] = b
+		}
+		return nil
+	})
+	return out
+}

@@ -1,0 +1,83 @@
+package smtpd
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the SMTP side's Prometheus collectors. A nil *Metrics records
+// nothing.
+type Metrics struct {
+	messages *prometheus.CounterVec
+	bytes    prometheus.Counter
+	stages   *prometheus.HistogramVec
+	keyCalls *prometheus.CounterVec
+	keyErrs  *prometheus.CounterVec
+	stageErr *prometheus.CounterVec
+	sessions prometheus.Gauge
+}
+
+// NewMetrics registers the collectors with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailvaultd_messages_total", Help: "Messages by outcome (archived, duplicate, tempfail, rejected).",
+		}, []string{"outcome"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mailvaultd_message_bytes_total", Help: "Bytes of messages archived.",
+		}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mailvaultd_stage_duration_seconds", Help: "Duration of each delivery stage.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}, []string{"stage"}),
+		keyCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailvaultd_key_service_calls_total", Help: "Calls to the key provider.",
+		}, []string{"op"}),
+		keyErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailvaultd_key_service_errors_total", Help: "Failed calls to the key provider.",
+		}, []string{"op"}),
+		stageErr: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailvaultd_stage_errors_total", Help: "Failed deliveries by the stage that failed (store, keys, forward, read, internal).",
+		}, []string{"stage"}),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mailvaultd_smtp_sessions_in_flight", Help: "Open SMTP sessions.",
+		}),
+	}
+	reg.MustRegister(m.messages, m.bytes, m.stages, m.keyCalls, m.keyErrs, m.stageErr, m.sessions)
+	return m
+}
+
+func (m *Metrics) keyCall(op string, err error) {
+	if m == nil {
+		return
+	}
+	m.keyCalls.WithLabelValues(op).Inc()
+	if err != nil {
+		m.keyErrs.WithLabelValues(op).Inc()
+	}
+}
+
+func (m *Metrics) delivered(o outcome, result, failedStage string) {
+	if m == nil {
+		return
+	}
+	m.messages.WithLabelValues(result).Inc()
+	if result == "archived" || result == "duplicate" {
+		m.bytes.Add(float64(o.size))
+	}
+	for s, d := range o.stages {
+		m.stages.WithLabelValues(s).Observe(d.Seconds())
+	}
+	if failedStage != "" {
+		m.stageErr.WithLabelValues(failedStage).Inc()
+	}
+}
+
+func (m *Metrics) sessionDelta(d float64) {
+	if m != nil {
+		m.sessions.Add(d)
+	}
+}
+
+func durAttr(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,0 +1,281 @@
+// Package smtpd is the SMTP side of mailvaultd: the listener Postfix hands
+// mail to (go-smtp, with limits), the delivery transaction (archive, then
+// forward, then reply) and the client that re-injects mail into Postfix.
+//
+// smtpd never does cryptography or storage itself: it streams each message
+// into the sealer and the archive Vault and classifies their failures into
+// SMTP replies. Every transient failure is a 451, so Postfix keeps the mail
+// queued; nothing internal appears in a reply.
+package smtpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Options configure the listener.
+type Options struct {
+	Hostname        string
+	MaxMessageBytes int64
+	MaxRecipients   int
+	MaxSessions     int
+	MaxLineLength   int
+	ReadTimeout     time.Duration
+	WriteTimeout    time.Duration
+	DataTimeout     time.Duration
+
+	NextHop        string // "" : store-only
+	NextHopTimeout time.Duration
+}
+
+// Server is the SMTP listener.
+type Server struct {
+	opts   Options
+	pipe   *Pipeline
+	log    *slog.Logger
+	srv    *smtp.Server
+	active atomic.Int64 // sessions holding a slot
+
+	mu       sync.Mutex
+	inflight sync.WaitGroup // transactions inside Data
+	closing  bool
+}
+
+// New returns a server delivering through p.
+func New(o Options, p *Pipeline) *Server {
+	s := &Server{opts: o, pipe: p, log: p.Logger}
+	srv := smtp.NewServer(s)
+	srv.Domain = o.Hostname
+	srv.MaxMessageBytes = o.MaxMessageBytes
+	srv.MaxRecipients = o.MaxRecipients
+	srv.MaxLineLength = o.MaxLineLength
+	srv.ReadTimeout = o.ReadTimeout
+	srv.WriteTimeout = o.WriteTimeout
+	srv.EnableSMTPUTF8 = true
+	srv.ErrorLog = slogPrinter{p.Logger}
+	s.srv = srv
+	return s
+}
+
+// Serve accepts sessions on l until Shutdown. Past MaxSessions, a new
+// connection is answered 421 and closed.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.srv.Serve(&limitListener{Listener: l, s: s})
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting, lets transactions in progress finish until ctx
+// ends, then closes every connection.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	go s.srv.Shutdown(context.Background()) // closes the listener at once
+	done := make(chan struct{})
+	go func() { s.inflight.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("smtpd: transactions still running at shutdown: %w", ctx.Err())
+	}
+	s.srv.Close()
+	return err
+}
+
+// NewSession implements smtp.Backend.
+func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	sess := &session{s: s, remote: c.Conn().RemoteAddr().String()}
+	if s.opts.NextHop != "" {
+		sess.hop = &nextHop{addr: s.opts.NextHop, hostname: s.opts.Hostname, timeout: s.opts.NextHopTimeout}
+	}
+	return sess, nil
+}
+
+// session is one SMTP session.
+type session struct {
+	s      *Server
+	remote string
+	env    Envelope
+	hop    *nextHop // nil: store-only
+	hopErr error    // the next hop refused MAIL FROM
+}
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	ss.Reset()
+	ss.env.From = from
+	ss.env.Opts = opts
+	if ss.hop != nil {
+		if err := ss.hop.mail(from, opts); err != nil {
+			ss.s.log.Warn("next hop refused MAIL FROM", "remote", ss.remote, "err", err)
+			return nextHopReply(err)
+		}
+	}
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if ss.hop != nil {
+		if err := ss.hop.rcpt(to); err != nil {
+			ss.s.log.Warn("next hop refused RCPT TO", "remote", ss.remote, "err", err)
+			return nextHopReply(err)
+		}
+	}
+	ss.env.To = append(ss.env.To, to)
+	return nil
+}
+
+func (ss *session) Data(r io.Reader) (reply error) {
+	ss.s.mu.Lock()
+	if ss.s.closing {
+		ss.s.mu.Unlock()
+		return replyShuttingDown
+	}
+	ss.s.inflight.Add(1)
+	ss.s.mu.Unlock()
+	defer ss.s.inflight.Done()
+
+	start := time.Now()
+	var out outcome
+	defer func() {
+		// A panic anywhere in the pipeline is one failed delivery, not a
+		// dead daemon and never a bounce.
+		if v := recover(); v != nil {
+			ss.s.log.Error("panic in delivery", "remote", ss.remote, "panic", v, "stack", string(debug.Stack()))
+			if ss.hop != nil {
+				ss.hop.drop()
+			}
+			ss.s.pipe.Metrics.delivered(out, "tempfail", "internal")
+			reply = replyTransient
+		}
+	}()
+
+	var tx *forwardTx
+	if ss.hop != nil {
+		var err error
+		if tx, err = ss.hop.data(); err != nil {
+			ss.logResult(out, start, err)
+			return nextHopReply(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.DataTimeout)
+	defer cancel()
+	out, err := ss.s.pipe.Deliver(ctx, ss.env, r, tx)
+	ss.logResult(out, start, err)
+	if err != nil {
+		return toReply(err)
+	}
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: archived as " + out.id}
+}
+
+// logResult writes the one log line of a message and its metrics.
+func (ss *session) logResult(out outcome, start time.Time, err error) {
+	lg := ss.s.log
+	attrs := []any{"id", out.id, "queue_id", out.queueID, "size", out.size, "rcpts", len(ss.env.To),
+		"ms", durAttr(time.Since(start))}
+	for _, st := range []string{"keys", "stream", "commit", "forward"} {
+		if d, ok := out.stages[st]; ok {
+			attrs = append(attrs, st+"_ms", durAttr(d))
+		}
+	}
+	if lg.Enabled(context.Background(), slog.LevelDebug) {
+		attrs = append(attrs, "from", ss.env.From, "to", ss.env.To)
+	}
+	if err == nil {
+		result := "archived"
+		if out.duplicate {
+			result = "duplicate"
+		}
+		ss.s.pipe.Metrics.delivered(out, result, "")
+		lg.Info("message "+result, append(attrs, "outcome", result)...)
+		return
+	}
+	reply := toReply(err)
+	stage := "forward"
+	var se *stageError
+	if errors.As(err, &se) {
+		stage = se.stage
+	}
+	result := "tempfail"
+	if reply.Code/100 == 5 {
+		result = "rejected"
+	}
+	ss.s.pipe.Metrics.delivered(out, result, stage)
+	lg.Warn("message "+result, append(attrs, "outcome", result, "stage", stage, "reply", reply.Code, "err", err)...)
+}
+
+func (ss *session) Reset() {
+	ss.env = Envelope{}
+	if ss.hop != nil {
+		ss.hop.reset()
+	}
+}
+
+func (ss *session) Logout() error {
+	if ss.hop != nil {
+		ss.hop.quit()
+	}
+	return nil
+}
+
+// limitListener holds one slot per open session.
+type limitListener struct {
+	net.Listener
+	s *Server
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if n := l.s.active.Add(1); n > int64(l.s.opts.MaxSessions) {
+			l.s.active.Add(-1)
+			go refuse(c)
+			continue
+		}
+		l.s.pipe.Metrics.sessionDelta(1)
+		return &slotConn{Conn: c, s: l.s}, nil
+	}
+}
+
+// refuse answers a connection over the session limit.
+func refuse(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "421 4.3.2 Too many sessions, try again later\r\n")
+	c.Close()
+}
+
+type slotConn struct {
+	net.Conn
+	s    *Server
+	once sync.Once
+}
+
+func (c *slotConn) Close() error {
+	c.once.Do(func() {
+		c.s.active.Add(-1)
+		c.s.pipe.Metrics.sessionDelta(-1)
+	})
+	return c.Conn.Close()
+}
+
+// slogPrinter adapts go-smtp's logger to slog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) { p.l.Warn("smtp: " + fmt.Sprintf(format, v...)) }
+func (p slogPrinter) Println(v ...any)               { p.l.Warn("smtp: " + fmt.Sprint(v...)) }
