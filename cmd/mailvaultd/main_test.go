@@ -1,0 +1,231 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// buildBinary builds mailvaultd once per test binary.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mailvaultd")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+func runCLI(t *testing.T, bin string, dir string, args ...string) cliResult {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return cliResult{code, out.String(), errb.String()}
+}
+
+// writeConfig writes a config whose paths all live under dir.
+func writeConfig(t *testing.T, dir, smtpAddr, httpAddr, extra string) string {
+	t.Helper()
+	p := filepath.Join(dir, "mailvaultd.yaml")
+	cfg := fmt.Sprintf(`smtp: { listen: %q, hostname: "mailvault.test" }
+forward: { next_hop: "" }
+keys:
+  provider: local
+  local: { keyring: %q }
+archive:
+  backend: fs
+  fs: { dir: %q }
+retrieval: { listen: %q, users_file: %q, audit_log: %q }
+%s`, smtpAddr, filepath.Join(dir, "keyring.json"), filepath.Join(dir, "archive"), httpAddr,
+		filepath.Join(dir, "users.yaml"), filepath.Join(dir, "audit.jsonl"), extra)
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestCheckConfig(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, freeAddr(t), freeAddr(t), "")
+
+	r := runCLI(t, bin, dir, "check-config", "-config", cfg)
+	if r.code != exitConfig || !strings.Contains(r.stderr, "keys.local.keyring") || !strings.Contains(r.stderr, "keys init") {
+		t.Errorf("without a keyring: exit %d, stderr %q; want %d naming keys.local.keyring and the fix", r.code, r.stderr, exitConfig)
+	}
+	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
+		t.Fatalf("keys init: %d %s", r.code, r.stderr)
+	}
+	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code == 0 {
+		t.Error("keys init overwrote an existing keyring")
+	}
+	if r := runCLI(t, bin, dir, "check-config", "-config", cfg); r.code != 0 {
+		t.Errorf("valid config: exit %d, %s", r.code, r.stderr)
+	}
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("smtp:\n  lisen: x\n"), 0o600)
+	r = runCLI(t, bin, dir, "check-config", "-config", filepath.Join(dir, "bad.yaml"))
+	if r.code != exitConfig || !strings.Contains(r.stderr, "bad.yaml:2: smtp.lisen: unknown key") {
+		t.Errorf("unknown key: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := runCLI(t, bin, dir, "serve", "-config", filepath.Join(dir, "bad.yaml")); r.code != exitConfig {
+		t.Errorf("serve with a bad config: exit %d, want %d", r.code, exitConfig)
+	}
+	if r := runCLI(t, bin, dir, "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "mailvaultd ") {
+		t.Errorf("version: %d %q", r.code, r.stdout)
+	}
+}
+
+// runningDaemon is a running `mailvaultd serve`.
+type runningDaemon struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	ch   chan string
+	all  bytes.Buffer
+	done chan struct{}
+}
+
+func startDaemon(t *testing.T, bin, dir string, args ...string) *runningDaemon {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &runningDaemon{cmd: cmd, logs: &syncBuffer{ch: make(chan string, 1000), done: make(chan struct{})}}
+	go func() {
+		defer close(d.logs.done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case d.logs.ch <- sc.Text():
+			default:
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			d.cmd.Wait()
+		}
+	})
+	// Ready when it says so.
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case line := <-d.logs.ch:
+			if strings.Contains(line, "mailvaultd ready") {
+				return d
+			}
+		case <-d.logs.done:
+			t.Fatal("daemon exited before it was ready")
+		case <-deadline:
+			t.Fatal("daemon not ready after 30s")
+		}
+	}
+}
+
+func TestServeGetStop(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	smtpAddr := freeAddr(t)
+	cfg := writeConfig(t, dir, smtpAddr, freeAddr(t), "")
+	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
+		t.Fatalf("keys init: %s", r.stderr)
+	}
+	d := startDaemon(t, bin, dir, "-config", cfg)
+
+	msg := []byte("From: a@example.test\r\nTo: b@example.test\r\nSubject: cli test\r\n\r\nhello from the CLI test\r\n")
+	c, err := smtp.Dial(smtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("a@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(msg)
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	id := strings.TrimPrefix(resp.StatusText, "Ok: archived as ")
+	if id == resp.StatusText {
+		t.Fatalf("reply %q has no archive id", resp.StatusText)
+	}
+
+	out := filepath.Join(dir, "out.eml")
+	if r := runCLI(t, bin, dir, "get", id, "-o", out, "-config", cfg); r.code != 0 {
+		t.Fatalf("get: %d %s", r.code, r.stderr)
+	}
+	got, err := os.ReadFile(out)
+	if err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("get returned %q (%v), want %q", got, err, msg)
+	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o600 {
+		t.Errorf("get -o wrote mode %v, want 0600", st.Mode().Perm())
+	}
+	if r := runCLI(t, bin, dir, "get", "nosuchid", "-config", cfg); r.code == 0 {
+		t.Error("get of a bad id succeeded")
+	}
+
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("daemon exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop within 30s of SIGTERM")
+	}
+}
