@@ -1,0 +1,444 @@
+package retrieval
+
+import (
+	"context"
+	"fmt"
+	"io"
+	stdmime "mime"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/mime"
+)
+
+// listItem is one message of GET /v1/messages.
+type listItem struct {
+	ID         string      `json:"id"`
+	ReceivedAt time.Time   `json:"received_at"`
+	From       string      `json:"from"`
+	To         []string    `json:"to"`
+	Subject    string      `json:"subject"`
+	Size       int64       `json:"size"`
+	Header     mime.Header `json:"header"`
+	Parts      []mime.Part `json:"parts"`
+}
+
+type listResponse struct {
+	Messages   []listItem `json:"messages"`
+	NextCursor string     `json:"next_cursor"`
+}
+
+func (h *handler) apiList(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	ev := h.event(r, ActionList)
+	p, ok := h.authenticate(w, r, &ev)
+	if !ok {
+		return
+	}
+	items, next, status, msg := h.list(ctx, p, r.URL.Query(), &ev)
+	if status != http.StatusOK {
+		writeError(w, status, msg)
+		return
+	}
+	n := writeJSON(w, http.StatusOK, listResponse{Messages: items, NextCursor: next})
+	h.record(ev, OutcomeOK, n)
+}
+
+// list runs a listing for p. On failure it records ev and returns the status
+// and the message for the client; on success the caller records ev.
+func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *AuditEvent) ([]listItem, string, int, string) {
+	q, err := h.parseListQuery(v)
+	if err != nil {
+		ev.Mailbox = auditString(v.Get("mailbox"))
+		h.record(*ev, OutcomeBadRequest, 0)
+		return nil, "", http.StatusBadRequest, err.Error()
+	}
+	ev.Mailbox = auditString(v.Get("mailbox"))
+	boxes, ok := mailboxesFor(p, v.Get("mailbox"))
+	if !ok {
+		h.record(*ev, OutcomeDenied, 0)
+		return nil, "", http.StatusForbidden, "mailbox not permitted"
+	}
+	q.mailboxes = boxes
+	if err := h.audit.Err(); err != nil {
+		h.log.Error("retrieval: refusing to decrypt: the audit log is unusable", "err", err)
+		return nil, "", http.StatusServiceUnavailable, "unavailable"
+	}
+	entries, next, err := h.listEntries(ctx, q)
+	if err == nil {
+		var page []listedMessage
+		page, err = h.openManifests(ctx, p, entries)
+		if err == nil {
+			items := make([]listItem, 0, len(page))
+			for _, lm := range page {
+				m := lm.m
+				items = append(items, listItem{
+					ID: m.ID, ReceivedAt: m.ReceivedAt, From: m.From, To: visibleRecipients(p, m),
+					Subject: m.Header.Subject, Size: m.Size, Header: m.Header, Parts: nonNil(m.Parts),
+				})
+			}
+			return items, next, http.StatusOK, ""
+		}
+	}
+	status, msg := http.StatusInternalServerError, "internal error"
+	if ctx.Err() != nil {
+		status, msg = http.StatusServiceUnavailable, "unavailable"
+	}
+	h.log.Error("retrieval: listing failed", "user", p.name, "err", err)
+	h.record(*ev, OutcomeError, 0)
+	return nil, "", status, msg
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// visibleRecipients is the envelope recipient list that p may see: all of
+// it for an auditor or the sender, otherwise only p's own mailboxes, so that
+// one recipient never learns another's (a Bcc, say) from the archive.
+func visibleRecipients(p *principal, m *archive.Manifest) []string {
+	if p.role == RoleAuditor || (m.From != "" && p.hasMailbox(archive.NormalizeAddress(m.From))) {
+		return nonNil(m.To)
+	}
+	var to []string
+	for _, rcpt := range m.To {
+		if p.hasMailbox(archive.NormalizeAddress(rcpt)) {
+			to = append(to, rcpt)
+		}
+	}
+	return nonNil(to)
+}
+
+func (h *handler) parseListQuery(v url.Values) (*listQuery, error) {
+	for k, vs := range v {
+		switch k {
+		case "mailbox", "since", "until", "limit", "cursor":
+			if len(vs) > 1 {
+				return nil, fmt.Errorf("%s given more than once", k)
+			}
+		default:
+			return nil, fmt.Errorf("unknown parameter %q", auditString(k))
+		}
+	}
+	q := &listQuery{limit: defaultPageSize}
+	if mb := v.Get("mailbox"); mb != "" {
+		if err := validateMailbox(mb); err != nil {
+			return nil, fmt.Errorf("mailbox: not an address")
+		}
+	}
+	var err error
+	if q.since, err = parseTime(v.Get("since")); err != nil {
+		return nil, fmt.Errorf("since: %v", err)
+	}
+	if q.until, err = parseTime(v.Get("until")); err != nil {
+		return nil, fmt.Errorf("until: %v", err)
+	}
+	if !q.since.IsZero() && !q.until.IsZero() && !q.since.Before(q.until) {
+		return nil, fmt.Errorf("since must be before until")
+	}
+	if s := v.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || len(s) > 6 {
+			return nil, fmt.Errorf("limit: want a positive integer")
+		}
+		q.limit = min(n, h.maxPage)
+	}
+	q.limit = min(q.limit, h.maxPage)
+	if c := v.Get("cursor"); c != "" {
+		if q.after, err = decodeCursor(c); err != nil {
+			return nil, fmt.Errorf("cursor: %v", err)
+		}
+	}
+	return q, nil
+}
+
+// parseTime accepts RFC 3339 or a date (midnight UTC); "" is the zero time.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("want RFC 3339 (2006-01-02T15:04:05Z) or a date (2006-01-02)")
+}
+
+// openReadable runs what every message request shares: authentication, the
+// id check, the audit log check, opening the manifest and authorisation. On
+// failure it has answered and recorded ev.
+func (h *handler) openReadable(ctx context.Context, w http.ResponseWriter, r *http.Request, ev *AuditEvent, partNumber *string) (*principal, *message, bool) {
+	p, ok := h.authenticate(w, r, ev)
+	if !ok {
+		return nil, nil, false
+	}
+	id := r.PathValue("id")
+	ev.MessageID = auditString(id)
+	if !validID(id) {
+		h.record(*ev, OutcomeBadRequest, 0)
+		writeError(w, http.StatusBadRequest, "invalid message id")
+		return nil, nil, false
+	}
+	if partNumber != nil {
+		n, ok := parsePartNumber(*partNumber)
+		if !ok {
+			h.record(*ev, OutcomeBadRequest, 0)
+			writeError(w, http.StatusBadRequest, "invalid part number")
+			return nil, nil, false
+		}
+		ev.Part = &n
+	}
+	if !h.auditReady(w) {
+		return nil, nil, false
+	}
+	msg, err := h.openMessage(ctx, id)
+	if err != nil {
+		h.fail(w, *ev, err)
+		return nil, nil, false
+	}
+	if !p.mayRead(msg.m) {
+		msg.close()
+		h.record(*ev, OutcomeDenied, 0)
+		writeError(w, http.StatusNotFound, "not found")
+		return nil, nil, false
+	}
+	return p, msg, true
+}
+
+// parsePartNumber accepts a decimal part index without sign or leading zero.
+func parsePartNumber(s string) (int, bool) {
+	if s == "" || len(s) > 5 || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
+}
+
+func (h *handler) apiManifest(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	ev := h.event(r, ActionManifest)
+	p, msg, ok := h.openReadable(ctx, w, r, &ev, nil)
+	if !ok {
+		return
+	}
+	defer msg.close()
+	m := *msg.m
+	m.To = visibleRecipients(p, msg.m)
+	m.Parts = nonNil(m.Parts)
+	n := writeJSON(w, http.StatusOK, &m)
+	h.record(ev, OutcomeOK, n)
+}
+
+func (h *handler) apiRaw(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), streamMaxDuration)
+	defer cancel()
+	ev := h.event(r, ActionRaw)
+	_, msg, ok := h.openReadable(ctx, w, r, &ev, nil)
+	if !ok {
+		return
+	}
+	defer msg.close()
+	rc, err := h.reader(ctx, msg, 0, -1)
+	if err != nil {
+		h.fail(w, ev, err)
+		return
+	}
+	defer rc.Close()
+	setDownloadHeaders(w, "message/rfc822", msg.id+".eml")
+	w.Header().Set("Content-Length", strconv.FormatInt(msg.meta.PlaintextSize, 10))
+	w.WriteHeader(http.StatusOK)
+	h.stream(w, rc, ev, msg.meta.PlaintextSize)
+}
+
+func (h *handler) apiPart(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), streamMaxDuration)
+	defer cancel()
+	ev := h.event(r, ActionPart)
+	pn := r.PathValue("n")
+	_, msg, ok := h.openReadable(ctx, w, r, &ev, &pn)
+	if !ok {
+		return
+	}
+	defer msg.close()
+	n := *ev.Part
+	if n >= len(msg.m.Parts) {
+		h.record(ev, OutcomeNotFound, 0)
+		writeError(w, http.StatusNotFound, "not found")
+		return
+	}
+	part := msg.m.Parts[n]
+	rc, err := h.reader(ctx, msg, part.Offset, part.Length)
+	if err != nil {
+		h.fail(w, ev, err)
+		return
+	}
+	defer rc.Close()
+	setDownloadHeaders(w, partContentType(part), partFilename(part, msg.id, n))
+	// The scanner counts DecodedSize with the decoder used here; should the
+	// two ever disagree, the stream breaks off rather than end short.
+	w.Header().Set("Content-Length", strconv.FormatInt(part.DecodedSize, 10))
+	w.WriteHeader(http.StatusOK)
+	h.stream(w, mime.Decode(rc, part.TransferEncoding), ev, part.DecodedSize)
+}
+
+// stream copies a download to the client, moving the write deadline on
+// with every write, and records ev with the bytes sent. If the stream
+// breaks off (a chunk fails authentication, the store fails, the client
+// goes away) the connection is dropped so that the client cannot take a
+// short body for a whole one.
+func (h *handler) stream(w http.ResponseWriter, r io.Reader, ev AuditEvent, want int64) {
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 32<<10)
+	var sent int64
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteStall))
+			m, werr := w.Write(buf[:n])
+			sent += int64(m)
+			if werr != nil {
+				h.log.Info("retrieval: download broke off", "action", ev.Action, "message_id", ev.MessageID, "user", ev.User, "bytes", sent, "err", werr)
+				h.record(ev, OutcomeError, sent)
+				panic(http.ErrAbortHandler)
+			}
+		}
+		if rerr == io.EOF && sent != want {
+			rerr = fmt.Errorf("stream ended after %d bytes, want %d", sent, want)
+		}
+		if rerr == io.EOF {
+			clear(buf)
+			h.record(ev, OutcomeOK, sent)
+			return
+		}
+		if rerr != nil {
+			clear(buf)
+			h.log.Error("retrieval: download failed", "action", ev.Action, "message_id", ev.MessageID, "user", ev.User, "bytes", sent, "err", rerr)
+			h.record(ev, OutcomeError, sent)
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// setDownloadHeaders marks a response as a download that a browser must
+// neither render nor sniff.
+func setDownloadHeaders(w http.ResponseWriter, contentType, filename string) {
+	setCommonHeaders(w)
+	hd := w.Header()
+	hd.Set("Content-Type", contentType)
+	hd.Set("Content-Disposition", contentDisposition(filename))
+	hd.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	hd.Set("X-Frame-Options", "DENY")
+}
+
+// partContentType is the part's media type with its charset, or
+// application/octet-stream if the type is not a well-formed type/subtype.
+func partContentType(p mime.Part) string {
+	mt, _, err := stdmime.ParseMediaType(p.ContentType)
+	if err != nil || !strings.Contains(mt, "/") {
+		return "application/octet-stream"
+	}
+	params := map[string]string{}
+	if cs := strings.ToLower(strings.TrimSpace(p.Charset)); cs != "" && isToken(cs) && len(cs) <= 64 {
+		params["charset"] = cs
+	}
+	if s := stdmime.FormatMediaType(mt, params); s != "" {
+		return s
+	}
+	return "application/octet-stream"
+}
+
+func isToken(s string) bool {
+	for _, c := range s {
+		if c > 0x7e || c <= ' ' || strings.ContainsRune(`()<>@,;:\"/[]?={}`, c) {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// partFilename is the part's filename, reduced to its last path element and
+// freed of control characters; or "<id>-part<n>" with an extension for its
+// type.
+func partFilename(p mime.Part, id string, n int) string {
+	name := strings.ReplaceAll(p.Filename, `\`, "/")
+	name = path.Base(name)
+	name = strings.Map(func(r rune) rune {
+		// Control characters, line separators and bidirectional controls
+		// (which can make "exe.pdf" of "fdp.exe") go.
+		if r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u200e' || r == '\u200f' ||
+			(r >= '\u2028' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(name, ""))
+	name = strings.TrimSpace(strings.Trim(name, "."))
+	if name == "" || name == "/" {
+		name = fmt.Sprintf("%s-part%d", id, n)
+		mt, _, _ := stdmime.ParseMediaType(p.ContentType)
+		switch mt {
+		case "text/plain":
+			name += ".txt"
+		case "text/html":
+			name += ".html"
+		case "message/rfc822":
+			name += ".eml"
+		default:
+			if exts, _ := stdmime.ExtensionsByType(mt); len(exts) > 0 {
+				name += exts[0]
+			} else {
+				name += ".bin"
+			}
+		}
+	}
+	if r := []rune(name); len(r) > 200 {
+		name = string(r[len(r)-200:])
+	}
+	return name
+}
+
+// contentDisposition is an attachment disposition with an ASCII filename
+// for old clients and the exact name as RFC 5987 filename*.
+func contentDisposition(name string) string {
+	ascii := strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' || r == '/' || r == ';' || r == '%' {
+			return '_'
+		}
+		return r
+	}, name)
+	var ext strings.Builder
+	for _, b := range []byte(name) {
+		if isAttrChar(b) {
+			ext.WriteByte(b)
+		} else {
+			fmt.Fprintf(&ext, "%%%02X", b)
+		}
+	}
+	return fmt.Sprintf(`attachment; filename="%s"; filename*=UTF-8''%s`, ascii, ext.String())
+}
+
+// isAttrChar is RFC 5987's attr-char.
+func isAttrChar(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	return slices.Contains([]byte("!#$&+-.^_`|~"), b)
+}

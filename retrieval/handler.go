@@ -1,0 +1,369 @@
+package retrieval
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/sealer"
+)
+
+// Page sizes of the listing.
+const (
+	// DefaultMaxPageSize is the largest page when Options.MaxPageSize is 0.
+	DefaultMaxPageSize = 200
+	// defaultPageSize is the page size when the request names none.
+	defaultPageSize = 50
+)
+
+// Options configures NewHandler. Vault, Keys, Users and Audit are required.
+type Options struct {
+	Vault  *archive.Vault
+	Keys   sealer.KeyProvider
+	Users  *Users
+	Audit  *AuditLog
+	Logger *slog.Logger
+	// Ready, if set, is an extra readiness check for /readyz.
+	Ready func(ctx context.Context) error
+	// MaxPageSize caps the limit of a listing (DefaultMaxPageSize if 0);
+	// a larger limit is lowered to it.
+	MaxPageSize int
+}
+
+// handler serves the API and the web page.
+type handler struct {
+	vault    *archive.Vault
+	keys     sealer.KeyProvider
+	users    *Users
+	audit    *AuditLog
+	log      *slog.Logger
+	ready    func(ctx context.Context) error
+	maxPage  int
+	mux      *http.ServeMux
+	throttle *signInThrottle
+	sessions *sessionStore
+	pages    *template.Template
+	now      func() time.Time
+}
+
+// NewHandler returns the HTTP handler of the retrieval service. It serves
+//
+//	GET  /v1/messages                  list (JSON)
+//	GET  /v1/messages/{id}             manifest (JSON)
+//	GET  /v1/messages/{id}/raw         the message as received (message/rfc822)
+//	GET  /v1/messages/{id}/parts/{n}   part n, transfer-decoded
+//	GET  /healthz, /readyz             liveness, readiness
+//	GET  /                             web page: sign-in form or message list
+//	GET  /messages/{id}                web page: one message
+//	POST /signin, /signout             web page: session
+//	GET  /static/                      web page: style sheet
+//
+// and answers 404 for every other path, so it can be mounted as "/" beside,
+// for example, "/metrics" on an outer mux.
+func NewHandler(o Options) http.Handler {
+	if o.Vault == nil || o.Keys == nil || o.Users == nil || o.Audit == nil {
+		panic("retrieval: NewHandler needs Vault, Keys, Users and Audit")
+	}
+	h := &handler{
+		vault:    o.Vault,
+		keys:     o.Keys,
+		users:    o.Users,
+		audit:    o.Audit,
+		log:      o.Logger,
+		ready:    o.Ready,
+		maxPage:  o.MaxPageSize,
+		mux:      http.NewServeMux(),
+		throttle: newSignInThrottle(),
+		sessions: newSessionStore(),
+		pages:    parsePages(),
+		now:      time.Now,
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	if h.maxPage <= 0 {
+		h.maxPage = DefaultMaxPageSize
+	}
+	m := h.mux
+	m.HandleFunc("GET /v1/messages", h.apiList)
+	m.HandleFunc("GET /v1/messages/{id}", h.apiManifest)
+	m.HandleFunc("GET /v1/messages/{id}/raw", h.apiRaw)
+	m.HandleFunc("GET /v1/messages/{id}/parts/{n}", h.apiPart)
+	m.HandleFunc("GET /healthz", h.healthz)
+	m.HandleFunc("GET /readyz", h.readyz)
+	m.HandleFunc("GET /{$}", h.webIndex)
+	m.HandleFunc("GET /messages/{id}", h.webMessage)
+	m.HandleFunc("POST /signin", h.webSignIn)
+	m.HandleFunc("POST /signout", h.webSignOut)
+	m.Handle("GET /static/", staticHandler())
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not found")
+	})
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v == http.ErrAbortHandler {
+			panic(v) // a deliberate abort: net/http drops the connection
+		}
+		h.log.Error("retrieval: panic serving request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+		if sw.wrote {
+			panic(http.ErrAbortHandler)
+		}
+		writeError(sw, http.StatusInternalServerError, "internal error")
+	}()
+	// A path with dot segments, doubled or encoded slashes never reaches the
+	// router (which would redirect it elsewhere): it is a bad request.
+	if p := r.URL.Path; p == "" || p[0] != '/' || (path.Clean(p) != p && path.Clean(p)+"/" != p) ||
+		strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") || strings.Contains(strings.ToLower(r.URL.RawPath), "%5c") {
+		h.badPath(sw, r)
+		return
+	}
+	// A HEAD of a download would decrypt a message for nobody.
+	if r.Method == http.MethodHead && strings.HasPrefix(r.URL.Path, "/v1/") {
+		sw.Header().Set("Allow", "GET")
+		writeError(sw, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	h.mux.ServeHTTP(sw, r)
+}
+
+// badPath answers a malformed path, audited if it was meant for the API.
+func (h *handler) badPath(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/v1/") {
+		writeError(w, http.StatusBadRequest, "bad request")
+		return
+	}
+	ev := h.event(r, "request")
+	ev.MessageID = auditString(strings.TrimPrefix(r.URL.Path, "/v1/messages/"))
+	if _, ok := h.authenticate(w, r, &ev); !ok {
+		return
+	}
+	h.record(ev, OutcomeBadRequest, 0)
+	writeError(w, http.StatusBadRequest, "bad request")
+}
+
+// statusWriter remembers whether the header was sent.
+type statusWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.wrote = true
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// # Authentication
+
+const sessionCookie = "mailvaultd_session"
+
+// authenticate resolves the caller from a bearer token or, failing that, a
+// web session cookie. On failure it answers (401 or 429), records ev and
+// returns false. On success it fills ev's user and role.
+func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, ev *AuditEvent) (*principal, bool) {
+	p, status := h.resolve(r)
+	switch status {
+	case http.StatusOK:
+		ev.User, ev.Role = p.name, p.role
+		return p, true
+	case http.StatusTooManyRequests:
+		h.record(*ev, OutcomeThrottled, 0)
+		h.writeThrottled(w, r)
+	default:
+		h.record(*ev, OutcomeUnauthenticated, 0)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mailvaultd"`)
+		writeError(w, http.StatusUnauthorized, "unauthorized")
+	}
+	return nil, false
+}
+
+// resolve returns the caller and 200, or 401 (no or bad credentials) or 429
+// (the address is backing off).
+func (h *handler) resolve(r *http.Request) (*principal, int) {
+	addr := remoteIP(r)
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		if h.throttle.wait(addr) > 0 {
+			return nil, http.StatusTooManyRequests
+		}
+		scheme, token, _ := strings.Cut(auth, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return nil, http.StatusUnauthorized
+		}
+		p := h.users.authenticate(strings.TrimSpace(token))
+		if p == nil {
+			h.throttle.fail(addr)
+			return nil, http.StatusUnauthorized
+		}
+		h.throttle.succeed(addr)
+		return p, http.StatusOK
+	}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if p := h.sessions.lookup(c.Value, h.users); p != nil {
+			return p, http.StatusOK
+		}
+	}
+	return nil, http.StatusUnauthorized
+}
+
+func (h *handler) writeThrottled(w http.ResponseWriter, r *http.Request) {
+	secs := int(h.throttle.wait(remoteIP(r)).Round(time.Second) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
+	writeError(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")
+}
+
+// # Audit
+
+func (h *handler) event(r *http.Request, action string) AuditEvent {
+	return AuditEvent{Action: action, Remote: r.RemoteAddr}
+}
+
+// record writes ev with outcome and bytes. A failure is logged: the log
+// then refuses further records and auditReady stops new decryptions.
+func (h *handler) record(ev AuditEvent, outcome string, n int64) {
+	ev.Outcome, ev.Bytes = outcome, n
+	ev.Time = h.now()
+	if err := h.audit.Record(ev); err != nil {
+		h.log.Error("retrieval: audit record failed", "err", err, "action", ev.Action, "user", ev.User, "message_id", ev.MessageID, "outcome", outcome)
+	}
+}
+
+// auditReady reports whether a decryption may start: only if it can be
+// recorded.
+func (h *handler) auditReady(w http.ResponseWriter) bool {
+	if err := h.audit.Err(); err != nil {
+		h.log.Error("retrieval: refusing to decrypt: the audit log is unusable", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable")
+		return false
+	}
+	return true
+}
+
+// auditString bounds a caller-supplied string before it goes into a record.
+func auditString(s string) string {
+	const max = 256
+	if len(s) > max {
+		s = s[:max]
+		for !utf8.ValidString(s) && len(s) > 0 {
+			s = s[:len(s)-1]
+		}
+		s += "…"
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// # Errors
+
+// fail classifies a failure once, at the edge: what the client sees (a
+// status and a generic message), what the log gets (the cause) and what the
+// audit log records.
+func (h *handler) fail(w http.ResponseWriter, ev AuditEvent, err error) {
+	switch {
+	case errors.Is(err, archive.ErrNotFound):
+		h.record(ev, OutcomeNotFound, 0)
+		writeError(w, http.StatusNotFound, "not found")
+	case errors.Is(err, context.DeadlineExceeded):
+		h.log.Warn("retrieval: request timed out", "action", ev.Action, "message_id", ev.MessageID, "err", err)
+		h.record(ev, OutcomeError, 0)
+		writeError(w, http.StatusServiceUnavailable, "unavailable")
+	case errors.Is(err, context.Canceled):
+		h.record(ev, OutcomeError, 0)
+	default:
+		if errors.Is(err, sealer.ErrDecrypt) {
+			h.log.Error("retrieval: stored message failed authentication", "message_id", ev.MessageID, "err", err)
+		} else {
+			h.log.Error("retrieval: request failed", "action", ev.Action, "message_id", ev.MessageID, "err", err)
+		}
+		h.record(ev, OutcomeError, 0)
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+func setCommonHeaders(w http.ResponseWriter) {
+	hd := w.Header()
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Referrer-Policy", "no-referrer")
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) int64 {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal error")
+		return 0
+	}
+	b = append(b, '\n')
+	setCommonHeaders(w)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	n, _ := w.Write(b)
+	return int64(n)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// # Health
+
+func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz checks that the store and the key service answer, that the audit
+// log takes records and that any extra check passes. The body names the
+// failing components, never why: that goes to the log.
+func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	var failing []string
+	check := func(name string, err error) {
+		if err != nil {
+			h.log.Warn("retrieval: not ready", "component", name, "err", err)
+			failing = append(failing, name)
+		}
+	}
+	if p, ok := h.vault.Store().(archive.Pinger); ok {
+		check("store", p.Ping(ctx))
+	}
+	if p, ok := h.keys.(sealer.Pinger); ok {
+		check("keys", p.Ping(ctx))
+	}
+	check("audit", h.audit.Err())
+	if h.ready != nil {
+		check("ready", h.ready(ctx))
+	}
+	if len(failing) > 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// tokenHash is the SHA-256 of a token, as a session remembers it.
+func tokenHash(p *principal) [sha256.Size]byte { return p.hash }

@@ -1,0 +1,152 @@
+package retrieval
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// Server timeouts. Downloads are not bounded by WriteTimeout: the streaming
+// handlers move the write deadline forward for every chunk they send (a
+// client that stalls for streamWriteStall is dropped) up to streamMaxDuration
+// in all.
+const (
+	serverReadHeaderTimeout = 10 * time.Second
+	serverReadTimeout       = 30 * time.Second
+	serverWriteTimeout      = 60 * time.Second
+	serverIdleTimeout       = 120 * time.Second
+	serverMaxHeaderBytes    = 32 << 10
+
+	// requestTimeout bounds the work of a request that is not a download
+	// (list, manifest, the web page).
+	requestTimeout = 30 * time.Second
+	// streamWriteStall is how long one write of a download may block.
+	streamWriteStall = 60 * time.Second
+	// streamMaxDuration bounds a whole download.
+	streamMaxDuration = time.Hour
+)
+
+// NewServer returns an http.Server for h on addr with the timeouts and the
+// header limit the retrieval API is designed for.
+func NewServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: serverReadHeaderTimeout,
+		ReadTimeout:       serverReadTimeout,
+		WriteTimeout:      serverWriteTimeout,
+		IdleTimeout:       serverIdleTimeout,
+		MaxHeaderBytes:    serverMaxHeaderBytes,
+	}
+}
+
+// Back-off on failed sign-ins (a bad token on the API or the web form), per
+// remote IP address: the first freeFailures failures are free; after that
+// each further failure doubles the time during which that address is refused
+// (429, Retry-After), from backoffBase up to backoffMax. Refused attempts are
+// not checked at all, so a correct token does not get through a lock either.
+// A success clears the address; an address forgotten for backoffForget is
+// cleared too.
+const (
+	freeFailures  = 5
+	backoffBase   = time.Second
+	backoffMax    = 15 * time.Minute
+	backoffForget = time.Hour
+	// maxTracked bounds the table; when it is full, expired entries go, and
+	// if none has expired the newest address is tracked in place of the
+	// stalest.
+	maxTracked = 100_000
+)
+
+type failures struct {
+	count int
+	until time.Time // refused before this
+	last  time.Time
+}
+
+// signInThrottle tracks failed sign-ins by remote address.
+type signInThrottle struct {
+	free int // failures before the back-off starts
+	mu   sync.Mutex
+	m    map[string]*failures
+	now  func() time.Time
+}
+
+func newSignInThrottle() *signInThrottle {
+	return &signInThrottle{free: freeFailures, m: make(map[string]*failures), now: time.Now}
+}
+
+// wait returns how long addr must wait before it may try again (0: now).
+func (t *signInThrottle) wait(addr string) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	f := t.m[addr]
+	if f == nil {
+		return 0
+	}
+	now := t.now()
+	if now.Sub(f.last) > backoffForget {
+		delete(t.m, addr)
+		return 0
+	}
+	if d := f.until.Sub(now); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// fail counts a failure of addr.
+func (t *signInThrottle) fail(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	f := t.m[addr]
+	if f == nil {
+		if len(t.m) >= maxTracked {
+			t.evict(now)
+		}
+		f = &failures{}
+		t.m[addr] = f
+	}
+	f.count++
+	f.last = now
+	if f.count > t.free {
+		d := backoffBase << min(f.count-t.free-1, 20)
+		f.until = now.Add(min(d, backoffMax))
+	}
+}
+
+// succeed clears addr.
+func (t *signInThrottle) succeed(addr string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, addr)
+}
+
+func (t *signInThrottle) evict(now time.Time) {
+	var stalest string
+	var stalestAt time.Time
+	for k, f := range t.m {
+		if now.Sub(f.last) > backoffForget {
+			delete(t.m, k)
+			continue
+		}
+		if stalest == "" || f.last.Before(stalestAt) {
+			stalest, stalestAt = k, f.last
+		}
+	}
+	if len(t.m) >= maxTracked {
+		delete(t.m, stalest)
+	}
+}
+
+// remoteIP is the address failures are counted by: the peer's IP. Headers
+// such as X-Forwarded-For are not trusted.
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
