@@ -117,6 +117,11 @@ func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *f
 			if errors.Is(rerr, smtp.ErrDataTooLarge) {
 				return out, fail("read", replyTooBig, rerr)
 			}
+			if errors.Is(rerr, smtp.ErrTooLongLine) {
+				// RFC 5321 4.5.3.1.6; Postfix folds lines at 998 bytes, so
+				// only a client other than Postfix meets this.
+				return out, fail("read", replyLineTooLong, rerr)
+			}
 			return out, fail("read", replyTransient, rerr)
 		}
 		if err := ctx.Err(); err != nil {

@@ -1,9 +1,11 @@
 package smtpd
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -49,13 +51,13 @@ func startHop(t *testing.T) *recordingHop {
 	h.srv.Domain = "hop.test"
 	h.srv.EnableSMTPUTF8 = true
 	h.srv.MaxMessageBytes = 200 << 20
+	h.srv.MaxLineLength = 1 << 20
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.addr = l.Addr().String()
-	go h.srv.Serve(l)
-	t.Cleanup(func() { h.srv.Close() })
+	serveUntilCleanup(t, h.srv, l)
 	return h
 }
 
@@ -109,6 +111,40 @@ func (s *hopSession) Data(r io.Reader) error {
 }
 func (s *hopSession) Reset()        {}
 func (s *hopSession) Logout() error { return nil }
+
+// serveUntilCleanup serves srv on l and, at cleanup, closes the listener and
+// every connection's socket (go-smtp's own Server.Close races with
+// connections still greeting).
+func serveUntilCleanup(t *testing.T, srv *smtp.Server, l net.Listener) {
+	tl := &trackingListener{Listener: l}
+	done := make(chan struct{})
+	go func() { srv.Serve(tl); close(done) }()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		tl.mu.Lock()
+		for _, c := range tl.conns {
+			c.Close()
+		}
+		tl.mu.Unlock()
+	})
+}
+
+type trackingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
 
 // faultyKeys wraps a real provider and fails or panics on demand.
 type faultyKeys struct {
@@ -210,7 +246,7 @@ func newEnv(t *testing.T, o envOpts) *testEnv {
 	opts := Options{
 		Hostname: "mailvault.test", MaxMessageBytes: o.maxBytes, MaxRecipients: 1000,
 		MaxSessions: o.maxSessions, MaxLineLength: 64 << 10,
-		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, DataTimeout: time.Minute,
+		ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, DataTimeout: 5 * time.Minute,
 		NextHopTimeout: 10 * time.Second,
 	}
 	if !o.storeOnly {
@@ -309,6 +345,50 @@ func replyOf(err error) sendResult {
 		return sendResult{code: se.Code, text: se.Message, err: err}
 	}
 	return sendResult{err: err}
+}
+
+// sendRaw runs one transaction writing data to the socket exactly as
+// given (the caller does any dot-stuffing), so tests can send what a
+// well-behaved client library would have corrected. It returns the reply
+// line to the final ".".
+func (e *testEnv) sendRaw(t *testing.T, data []byte) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(conn)
+	expect := func(prefix string) string {
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading reply: %v", err)
+			}
+			if len(line) >= 4 && line[3] == '-' {
+				continue
+			}
+			if !strings.HasPrefix(line, prefix) {
+				t.Fatalf("got %q, want %s", line, prefix)
+			}
+			return strings.TrimSpace(line)
+		}
+	}
+	expect("220")
+	for _, cmd := range []string{"EHLO client.test", "MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>"} {
+		fmt.Fprintf(conn, "%s\r\n", cmd)
+		expect("250")
+	}
+	fmt.Fprintf(conn, "DATA\r\n")
+	expect("354")
+	conn.Write(data)
+	conn.Write([]byte("\r\n.\r\n"))
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(line)
 }
 
 // open decrypts archived message id, byte for byte.

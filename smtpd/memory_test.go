@@ -149,8 +149,7 @@ func startDiscardHop(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	serveUntilCleanup(t, srv, l)
 	return l.Addr().String()
 }
 

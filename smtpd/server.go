@@ -49,11 +49,13 @@ type Server struct {
 	mu       sync.Mutex
 	inflight sync.WaitGroup // transactions inside Data
 	closing  bool
+	ln       net.Listener
+	conns    map[*slotConn]struct{}
 }
 
 // New returns a server delivering through p.
 func New(o Options, p *Pipeline) *Server {
-	s := &Server{opts: o, pipe: p, log: p.Logger}
+	s := &Server{opts: o, pipe: p, log: p.Logger, conns: map[*slotConn]struct{}{}}
 	srv := smtp.NewServer(s)
 	srv.Domain = o.Hostname
 	srv.MaxMessageBytes = o.MaxMessageBytes
@@ -70,20 +72,37 @@ func New(o Options, p *Pipeline) *Server {
 // Serve accepts sessions on l until Shutdown. Past MaxSessions, a new
 // connection is answered 421 and closed.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.srv.Serve(&limitListener{Listener: l, s: s})
-	if errors.Is(err, smtp.ErrServerClosed) {
+	ll := &limitListener{Listener: l, s: s}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return nil
+	}
+	s.ln = ll
+	s.mu.Unlock()
+	err := s.srv.Serve(ll)
+	s.mu.Lock()
+	closing := s.closing
+	s.mu.Unlock()
+	if closing || errors.Is(err, smtp.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
 // Shutdown stops accepting, lets transactions in progress finish until ctx
-// ends, then closes every connection.
+// ends, then closes every connection. (It closes the sockets itself rather
+// than calling go-smtp's Server.Close, which races with connections that
+// are still greeting.)
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	ln := s.ln
 	s.mu.Unlock()
-	go s.srv.Shutdown(context.Background()) // closes the listener at once
+	if ln != nil {
+		ln.Close()
+	}
 	done := make(chan struct{})
 	go func() { s.inflight.Wait(); close(done) }()
 	var err error
@@ -92,7 +111,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("smtpd: transactions still running at shutdown: %w", ctx.Err())
 	}
-	s.srv.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Conn.Close()
+	}
+	s.mu.Unlock()
 	return err
 }
 
@@ -249,7 +272,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.s.pipe.Metrics.sessionDelta(1)
-		return &slotConn{Conn: c, s: l.s}, nil
+		sc := &slotConn{Conn: c, s: l.s}
+		l.s.mu.Lock()
+		l.s.conns[sc] = struct{}{}
+		l.s.mu.Unlock()
+		return sc, nil
 	}
 }
 
@@ -268,6 +295,9 @@ type slotConn struct {
 
 func (c *slotConn) Close() error {
 	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
 		c.s.active.Add(-1)
 		c.s.pipe.Metrics.sessionDelta(-1)
 	})

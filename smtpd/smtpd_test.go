@@ -152,13 +152,16 @@ func TestStoreOnly(t *testing.T) {
 
 func TestNextHopGetsCRLFOnly(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	// Bare LF and bare CR inside DATA: archived exactly as received,
-	// forwarded with CRLF only.
-	msg := []byte("Subject: bare\r\n\r\nline one\nline two\rline three\r\n.\n.x\r\nend\r\n")
-	res := e.send(t, "a@example.test", []string{"b@example.test"}, msg, nil)
-	if res.code != 250 {
-		t.Fatalf("reply %d %q", res.code, res.text)
+	// Bare LF and bare CR inside DATA (sent raw: a client library would
+	// have corrected them): archived exactly as received, forwarded with
+	// CRLF only. "\n.\n" is not an end of data, only CRLF.CRLF is.
+	raw := "Subject: bare\r\n\r\nline one\nline two\rline three\r\n..\n.x\r\nend\n.\nmore\rend"
+	reply := e.sendRaw(t, []byte(raw))
+	if !strings.HasPrefix(reply, "250 ") {
+		t.Fatalf("reply %q", reply)
 	}
+	// What was received: dot-unstuffing applies only after CRLF.
+	received := "Subject: bare\r\n\r\nline one\nline two\rline three\r\n.\n.x\r\nend\n.\nmore\rend\r\n"
 	fwd := e.hop.messages()[0].data
 	for i, c := range fwd {
 		if c == '\n' && (i == 0 || fwd[i-1] != '\r') {
@@ -168,12 +171,13 @@ func TestNextHopGetsCRLFOnly(t *testing.T) {
 			t.Fatalf("bare CR at %d in forwarded %q", i, fwd)
 		}
 	}
-	want := "Subject: bare\r\n\r\nline one\r\nline two\r\nline three\r\n.\r\n.x\r\nend\r\n"
+	want := strings.NewReplacer("\r\n", "\r\n", "\n", "\r\n", "\r", "\r\n").Replace(received)
 	if string(fwd) != want {
 		t.Errorf("forwarded %q, want %q", fwd, want)
 	}
-	if got := e.open(t, res.id()); !bytes.Equal(got, msg) {
-		t.Errorf("archived %q, want the bytes received %q", got, msg)
+	id := strings.TrimPrefix(reply, "250 2.0.0 Ok: archived as ")
+	if got := e.open(t, id); string(got) != received {
+		t.Errorf("archived %q, want the bytes received %q", got, received)
 	}
 }
 
@@ -314,7 +318,7 @@ func TestResentMessageArchivedOnce(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	e := newEnv(t, envOpts{maxSessions: 2})
+	e := newEnv(t, envOpts{})
 	t.Run("1001st recipient", func(t *testing.T) {
 		c, err := smtp.Dial(e.addr)
 		if err != nil {
@@ -335,16 +339,27 @@ func TestLimits(t *testing.T) {
 			t.Fatalf("1001st recipient: %v, want 452", err)
 		}
 	})
-	t.Run("over-long line", func(t *testing.T) {
-		msg := append(crlf("Subject: long\n\n"), bytes.Repeat([]byte("x"), 200_000)...)
+	t.Run("long line under the limit", func(t *testing.T) {
+		msg := append(crlf("Subject: long\n\n"), bytes.Repeat([]byte("x"), 60_000)...)
 		msg = append(msg, "\r\n"...)
 		res := e.send(t, "a@example.test", []string{"b@example.test"}, msg, nil)
-		// A long line inside DATA is data: archived and forwarded intact.
 		if res.code != 250 {
 			t.Fatalf("reply %d %q", res.code, res.text)
 		}
 		if got := e.open(t, res.id()); !bytes.Equal(got, msg) {
 			t.Fatal("archived copy differs")
+		}
+	})
+	t.Run("line over the limit", func(t *testing.T) {
+		before := len(e.archivedIDs(t))
+		msg := append(crlf("Subject: long\n\n"), bytes.Repeat([]byte("x"), 100_000)...)
+		msg = append(msg, "\r\n"...)
+		res := e.send(t, "a@example.test", []string{"b@example.test"}, msg, nil)
+		if res.code != 500 {
+			t.Fatalf("reply %d %q, want 500 line too long", res.code, res.text)
+		}
+		if n := len(e.archivedIDs(t)); n != before {
+			t.Fatalf("archive grew by %d", n-before)
 		}
 	})
 	t.Run("NUL bytes", func(t *testing.T) {
@@ -358,6 +373,7 @@ func TestLimits(t *testing.T) {
 		}
 	})
 	t.Run("session limit", func(t *testing.T) {
+		e := newEnv(t, envOpts{maxSessions: 2})
 		var held []net.Conn
 		defer func() {
 			for _, c := range held {
