@@ -5,6 +5,34 @@
 //
 // mime never fails a message because its MIME is broken: what it cannot
 // parse, or what lies past one of its bounds, becomes one opaque part.
+//
+// # Reading
+//
+// The Scanner reads the message once, line by line, in constant memory: one
+// header at a time (MaxHeaderBytes), the first 256 bytes of the current line
+// (enough to tell a boundary delimiter), the open boundaries (MaxDepth) and
+// the Part records (MaxParts). Part bodies are not kept: base64 and
+// quoted-printable bodies are decoded into a scratch buffer only to count
+// DecodedSize, with the same decoders Decode uses, so the two always agree.
+//
+// Lines end in LF or CRLF; a lone CR is data, as in net/textproto. A header
+// ends at an empty line or at the first line that is neither a field nor a
+// continuation (that line opens the body). Multipart bodies follow RFC 2046:
+// the line break before a delimiter belongs to the delimiter, a delimiter
+// may carry trailing blanks, and a delimiter of an enclosing multipart also
+// ends the nested ones (marked Broken "unterminated multipart").
+//
+// # Broken structure
+//
+// PartMap.Broken holds the first problem met. What cannot be read becomes
+// an application/octet-stream part: a multipart without a boundary or
+// nested deeper than MaxDepth (its body, to the end of the enclosing part),
+// a part whose header is over MaxHeaderBytes (from the start of that
+// header), a multipart without any part (its body). Past MaxParts, the last
+// part recorded is turned into one opaque part running to the end of the
+// message, so Parts never holds more than MaxParts records. A base64 body
+// that does not decode stays a part; DecodedSize counts what decoded before
+// the fault, and Decode fails there.
 package mime
 
 // Limits bound what the scanner keeps in memory.
