@@ -8,11 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	osuser "os/user"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/internal/version"
+	"github.com/mailvault/mailvaultd/retrieval"
 	"github.com/mailvault/mailvaultd/sealer"
 )
 
@@ -120,18 +124,6 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return configErr(stderr, err)
 	}
-	if !archive.ValidID(id) {
-		fmt.Fprintf(stderr, "mailvaultd get: %q is not an archive id\n", id)
-		return exitFail
-	}
-	audit := openCLIAudit(c, stderr)
-	r, size, err := openMessage(ctx, e, id)
-	if err != nil {
-		audit("get", id, 0, "error")
-		fmt.Fprintf(stderr, "mailvaultd get %s: %v\n", id, err)
-		return exitFail
-	}
-	defer r.Close()
 	var w io.Writer = stdout
 	var f *os.File
 	if *outPath != "" {
@@ -142,66 +134,47 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 		}
 		w = f
 	}
-	n, err := io.Copy(w, r)
-	if err == nil && n != size {
-		err = fmt.Errorf("read %d of %d bytes", n, size)
-	}
+	n, err := retrieval.CopyMessage(ctx, e.vault, e.keys, id, w)
 	if f != nil {
 		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 		if err != nil {
-			os.Remove(*outPath) // never leave a partial or unauthenticated copy
+			os.Remove(*outPath) // never leave a partial copy behind
 		}
 	}
+	outcome := retrieval.OutcomeOK
+	switch {
+	case errors.Is(err, archive.ErrNotFound):
+		outcome = retrieval.OutcomeNotFound
+	case err != nil:
+		outcome = retrieval.OutcomeError
+	}
+	if aerr := auditCLI(c, id, n, outcome); aerr != nil {
+		fmt.Fprintf(stderr, "mailvaultd get: audit log: %v\n", aerr)
+		return exitFail
+	}
 	if err != nil {
-		audit("get", id, n, "error")
 		fmt.Fprintf(stderr, "mailvaultd get %s: %v\n", id, err)
 		return exitFail
 	}
-	audit("get", id, n, "ok")
 	return exitOK
 }
 
-// openMessage opens archived message id for reading, authenticated chunk by
-// chunk.
-func openMessage(ctx context.Context, e *env, id string) (io.ReadCloser, int64, error) {
-	info, err := e.vault.Head(ctx, id)
+// auditCLI records a decryption by the command line in the audit log; the
+// user is the operating-system account that ran it.
+func auditCLI(c *config.Config, id string, n int64, outcome string) error {
+	a, err := retrieval.OpenAuditLog(c.Retrieval.AuditLog)
 	if err != nil {
-		return nil, 0, err
+		return err
 	}
-	meta, err := sealer.ParseMetadata(info.Metadata)
-	if err != nil {
-		return nil, 0, err
+	defer a.Close()
+	user := "cli"
+	if u, err := osuser.Current(); err == nil {
+		user = "cli:" + u.Username
 	}
-	dk, err := sealer.Unwrap(ctx, e.keys, meta)
-	if err != nil {
-		return nil, 0, err
-	}
-	s, err := sealer.Open(ctx, func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
-		return e.vault.ReadMessage(ctx, id, off, n)
-	}, info.Size, meta, dk, "message")
-	if err != nil {
-		dk.Clear()
-		return nil, 0, err
-	}
-	r, err := s.NewReader(ctx, 0, -1)
-	if err != nil {
-		dk.Clear()
-		return nil, 0, err
-	}
-	return &clearingReader{ReadCloser: r, dk: dk}, s.Size(), nil
-}
-
-// clearingReader clears the data key when the reader is closed.
-type clearingReader struct {
-	io.ReadCloser
-	dk *sealer.DataKey
-}
-
-func (c *clearingReader) Close() error {
-	c.dk.Clear()
-	return c.ReadCloser.Close()
+	return a.Record(retrieval.AuditEvent{Time: time.Now().UTC(), User: user, Role: retrieval.RoleAuditor,
+		Action: retrieval.ActionRaw, MessageID: id, Bytes: n, Remote: "local", Outcome: outcome})
 }
 
 func cmdHold(args []string, stdout, stderr io.Writer) int {
@@ -209,17 +182,88 @@ func cmdHold(args []string, stdout, stderr io.Writer) int {
 	return exitFail
 }
 
+// mailboxFlags collects repeated -mailbox flags.
+type mailboxFlags []string
+
+func (m *mailboxFlags) String() string     { return strings.Join(*m, ",") }
+func (m *mailboxFlags) Set(v string) error { *m = append(*m, v); return nil }
+
 func cmdUsers(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "mailvaultd users: not available yet")
-	return exitFail
+	fs := flag.NewFlagSet("users", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "configuration file (none: development defaults)")
+	auditor := fs.Bool("auditor", false, "the user may read every message")
+	var mailboxes mailboxFlags
+	fs.Var(&mailboxes, "mailbox", "an address whose mail the user may read (repeatable)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	const usage = "usage: mailvaultd users add NAME -mailbox ADDR [-mailbox ADDR...] [-auditor] | list | remove NAME [-config FILE]"
+	if len(pos) == 0 {
+		fmt.Fprintln(stderr, usage)
+		return exitUsage
+	}
+	c, err := loadConfig(*cfgPath)
+	if err != nil {
+		return configErr(stderr, err)
+	}
+	path := c.Retrieval.UsersFile
+	switch {
+	case pos[0] == "add" && len(pos) == 2:
+		role := retrieval.RoleReader
+		if *auditor {
+			role = retrieval.RoleAuditor
+		} else if len(mailboxes) == 0 {
+			fmt.Fprintln(stderr, "mailvaultd users add: a reader needs at least one -mailbox (or -auditor)")
+			return exitUsage
+		}
+		token, err := retrieval.AddUser(path, pos[1], role, mailboxes)
+		if err != nil {
+			fmt.Fprintf(stderr, "mailvaultd users add: %v\n", err)
+			return exitFail
+		}
+		fmt.Fprintf(stdout, "added %s %q to %s; reload the daemon (SIGHUP) to use it.\n", role, pos[1], path)
+		fmt.Fprintln(stdout, "Its token is shown once, on the next line; only its SHA-256 is stored:")
+		fmt.Fprintln(stdout, token)
+	case pos[0] == "list" && len(pos) == 1:
+		users, err := retrieval.ListUsers(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "mailvaultd users list: %v\n", err)
+			return exitFail
+		}
+		for _, u := range users {
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", u.Name, u.Role, strings.Join(u.Mailboxes, ","))
+		}
+	case pos[0] == "remove" && len(pos) == 2:
+		if err := retrieval.RemoveUser(path, pos[1]); err != nil {
+			fmt.Fprintf(stderr, "mailvaultd users remove: %v\n", err)
+			return exitFail
+		}
+		fmt.Fprintf(stdout, "removed %q from %s\n", pos[1], path)
+	default:
+		fmt.Fprintln(stderr, usage)
+		return exitUsage
+	}
+	return exitOK
 }
 
 func cmdAudit(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "mailvaultd audit: not available yet")
-	return exitFail
-}
-
-// openCLIAudit returns a function that audits one CLI decryption.
-func openCLIAudit(c *config.Config, stderr io.Writer) func(action, id string, n int64, outcome string) {
-	return func(action, id string, n int64, outcome string) {}
+	if len(args) != 2 || args[0] != "verify" {
+		fmt.Fprintln(stderr, "usage: mailvaultd audit verify FILE")
+		return exitUsage
+	}
+	f, err := os.Open(args[1])
+	if err != nil {
+		fmt.Fprintf(stderr, "mailvaultd audit verify: %v\n", err)
+		return exitFail
+	}
+	defer f.Close()
+	n, err := retrieval.VerifyAuditLog(f)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailvaultd audit verify: %s: %v\n", args[1], err)
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "%s: %d lines, chain intact\n", args[1], n)
+	return exitOK
 }

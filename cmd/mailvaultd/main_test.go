@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -166,6 +168,17 @@ func startDaemon(t *testing.T, bin, dir string, args ...string) *runningDaemon {
 	}
 }
 
+// archiveID takes the id from "2.0.0 Ok: archived as <id>".
+func archiveID(t *testing.T, reply string) string {
+	t.Helper()
+	const p = "Ok: archived as "
+	i := strings.Index(reply, p)
+	if i < 0 {
+		t.Fatalf("reply %q has no archive id", reply)
+	}
+	return reply[i+len(p):]
+}
+
 func TestServeGetStop(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
@@ -197,10 +210,7 @@ func TestServeGetStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Quit()
-	id := strings.TrimPrefix(resp.StatusText, "Ok: archived as ")
-	if id == resp.StatusText {
-		t.Fatalf("reply %q has no archive id", resp.StatusText)
-	}
+	id := archiveID(t, resp.StatusText)
 
 	out := filepath.Join(dir, "out.eml")
 	if r := runCLI(t, bin, dir, "get", id, "-o", out, "-config", cfg); r.code != 0 {
@@ -227,5 +237,133 @@ func TestServeGetStop(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("daemon did not stop within 30s of SIGTERM")
+	}
+}
+
+func TestUsersAuditAndHTTP(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	smtpAddr, httpAddr := freeAddr(t), freeAddr(t)
+	cfg := writeConfig(t, dir, smtpAddr, httpAddr, "")
+	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
+		t.Fatalf("keys init: %s", r.stderr)
+	}
+	r := runCLI(t, bin, dir, "users", "add", "bob", "-mailbox", "Bob@Example.test", "-config", cfg)
+	if r.code != 0 {
+		t.Fatalf("users add: %d %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	token := lines[len(lines)-1]
+	if len(token) < 40 || strings.ContainsAny(token, " \t") {
+		t.Fatalf("last line of stdout %q is not a token alone", token)
+	}
+	users, _ := os.ReadFile(filepath.Join(dir, "users.yaml"))
+	if strings.Contains(string(users), token) {
+		t.Fatal("the users file contains the token itself")
+	}
+	if r := runCLI(t, bin, dir, "users", "list", "-config", cfg); !strings.Contains(r.stdout, "bob\treader") {
+		t.Errorf("users list: %q", r.stdout)
+	}
+	d := startDaemon(t, bin, dir, "-config", cfg)
+	_ = d
+
+	msg := []byte("From: a@example.test\r\nTo: bob@example.test\r\nSubject: for bob\r\n\r\nhello bob\r\n")
+	c, err := smtp.Dial(smtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Mail("a@example.test", nil)
+	c.Rcpt("bob@example.test", nil)
+	w, _ := c.Data()
+	w.Write(msg)
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	id := archiveID(t, resp.StatusText)
+
+	get := func(tok, path string) (int, []byte) {
+		req, _ := http.NewRequest("GET", "http://"+httpAddr+path, nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	if code, body := get(token, "/v1/messages/"+id+"/raw"); code != 200 || !bytes.Equal(body, msg) {
+		t.Fatalf("raw as bob: %d %q", code, body)
+	}
+	if code, _ := get("", "/v1/messages/"+id+"/raw"); code != 401 {
+		t.Errorf("raw without a token: %d, want 401", code)
+	}
+	if code, body := get("", "/metrics"); code != 200 || !bytes.Contains(body, []byte(`mailvaultd_messages_total{outcome="archived"} 1`)) {
+		t.Errorf("metrics: %d, archived counter missing", code)
+	}
+	if r := runCLI(t, bin, dir, "get", id, "-o", filepath.Join(dir, "m.eml"), "-config", cfg); r.code != 0 {
+		t.Fatalf("get: %s", r.stderr)
+	}
+	auditPath := filepath.Join(dir, "audit.jsonl")
+	r = runCLI(t, bin, dir, "audit", "verify", auditPath)
+	if r.code != 0 || !strings.Contains(r.stdout, "chain intact") {
+		t.Fatalf("audit verify: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	log, _ := os.ReadFile(auditPath)
+	if n := strings.Count(string(log), "\n"); n < 3 {
+		t.Errorf("audit log has %d lines, want one per read and denial (>= 3)", n)
+	}
+	if !strings.Contains(string(log), `"user":"cli:`) {
+		t.Error("mailvaultd get left no audit line")
+	}
+	// Tamper with one line: verify names it.
+	tampered := strings.Replace(string(log), `"outcome":"ok"`, `"outcome":"OK"`, 1)
+	os.WriteFile(auditPath, []byte(tampered), 0o600)
+	r = runCLI(t, bin, dir, "audit", "verify", auditPath)
+	if r.code == 0 || !strings.Contains(r.stderr, "line") {
+		t.Errorf("audit verify of a tampered log: %d %q", r.code, r.stderr)
+	}
+}
+
+// TestDevelopmentDefaults runs `serve` with no -config in an empty directory.
+func TestDevelopmentDefaults(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	for _, a := range []string{"127.0.0.1:10025", "127.0.0.1:8026"} {
+		if l, err := net.Listen("tcp", a); err != nil {
+			t.Fatalf("the development defaults need %s free: %v", a, err)
+		} else {
+			l.Close()
+		}
+	}
+	startDaemon(t, bin, dir)
+	st, err := os.Stat(filepath.Join(dir, "mailvaultd-data", "admin.token"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("admin.token: %v %v", st, err)
+	}
+	tok, _ := os.ReadFile(filepath.Join(dir, "mailvaultd-data", "admin.token"))
+	req, _ := http.NewRequest("GET", "http://127.0.0.1:8026/v1/messages", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("list with the admin token: %d", res.StatusCode)
+	}
+	c, err := smtp.Dial("127.0.0.1:10025")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendMail("a@example.test", []string{"b@example.test"}, strings.NewReader("Subject: dev\r\n\r\nx\r\n")); err != nil {
+		t.Fatalf("store-only delivery: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mailvaultd-data", "keyring.json")); err != nil {
+		t.Error(err)
 	}
 }
