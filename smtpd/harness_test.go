@@ -42,7 +42,7 @@ type hopMessage struct {
 	data []byte
 }
 
-func startHop(t *testing.T) *recordingHop {
+func startHop(t testing.TB) *recordingHop {
 	t.Helper()
 	h := &recordingHop{}
 	h.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
@@ -115,7 +115,7 @@ func (s *hopSession) Logout() error { return nil }
 // serveUntilCleanup serves srv on l and, at cleanup, closes the listener and
 // every connection's socket (go-smtp's own Server.Close races with
 // connections still greeting).
-func serveUntilCleanup(t *testing.T, srv *smtp.Server, l net.Listener) {
+func serveUntilCleanup(t testing.TB, srv *smtp.Server, l net.Listener) {
 	tl := &trackingListener{Listener: l}
 	done := make(chan struct{})
 	go func() { srv.Serve(tl); close(done) }()
@@ -218,7 +218,7 @@ type envOpts struct {
 	hopAddr     string // overrides the recording hop
 }
 
-func newEnv(t *testing.T, o envOpts) *testEnv {
+func newEnv(t testing.TB, o envOpts) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	krPath := filepath.Join(dir, "keyring.json")

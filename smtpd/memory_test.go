@@ -140,7 +140,7 @@ func TestMemoryDoesNotGrowWithMessageSize(t *testing.T) {
 }
 
 // startDiscardHop is a real SMTP server that reads and drops every message.
-func startDiscardHop(t *testing.T) string {
+func startDiscardHop(t testing.TB) string {
 	t.Helper()
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) { return discardSession{}, nil }))
 	srv.Domain = "discard.test"
