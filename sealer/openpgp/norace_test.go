@@ -1,0 +1,5 @@
+//go:build !race
+
+package openpgp
+
+const raceEnabled = false
