@@ -15,6 +15,7 @@ import (
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/mime"
 	"github.com/mailvault/mailvaultd/sealer"
+	"github.com/mailvault/mailvaultd/sealer/openpgp"
 )
 
 // Pipeline is the delivery transaction: it streams one message at the same
@@ -35,6 +36,17 @@ type Envelope struct {
 	From string
 	To   []string
 	Opts *smtp.MailOptions
+
+	// Encrypt, when not nil, asks for the forwarded copy to be PGP/MIME
+	// encrypted to these recipients' keys (the archive keeps the original).
+	Encrypt *pgpGroup
+}
+
+// pgpGroup is the OpenPGP side of one transaction whose recipients all have
+// a usable key.
+type pgpGroup struct {
+	recipients []*openpgp.Recipient
+	opts       openpgp.Options
 }
 
 // outcome is what one delivery did, for the log line and the metrics.
@@ -43,6 +55,7 @@ type outcome struct {
 	queueID   string
 	size      int64
 	duplicate bool
+	pgp       string // what happened to the forwarded copy, when OpenPGP applies
 	stages    map[string]time.Duration
 }
 
@@ -77,6 +90,31 @@ func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *f
 	}
 	defer dk.Clear()
 
+	// fwd is where the message goes to the next hop: tx itself, or a
+	// PGP/MIME writer over it that must be closed before the final ".".
+	var fwd io.Writer
+	var fwdClose func() error
+	if tx != nil {
+		fwd = tx
+		if env.Encrypt != nil {
+			prefix, err := readPrefix(r, openpgp.SniffWindow)
+			if err != nil {
+				return out, err
+			}
+			r = io.MultiReader(bytes.NewReader(prefix), r)
+			if prot := openpgp.Detect(prefix); prot.Encrypted() {
+				out.pgp = "already encrypted (" + prot.String() + ")"
+			} else {
+				w, err := openpgp.NewPGPMIMEWriter(tx, openpgp.ParseOuterHeaders(prefix), env.Encrypt.recipients, env.Encrypt.opts)
+				if err != nil {
+					return out, fail("forward", replyTransient, err)
+				}
+				fwd, fwdClose = w, w.Close
+				out.pgp = "encrypted"
+			}
+		}
+	}
+
 	dep, err = p.Vault.Begin(ctx, out.id)
 	if err != nil {
 		return out, fail("store", replyStoreFailed, err)
@@ -104,8 +142,8 @@ func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *f
 			if _, err := sw.Write(chunk); err != nil {
 				return out, fail("store", replyStoreFailed, err)
 			}
-			if tx != nil {
-				if _, err := tx.Write(chunk); err != nil {
+			if fwd != nil {
+				if _, err := fwd.Write(chunk); err != nil {
 					return out, fail("forward", nextHopReply(err), err)
 				}
 			}
@@ -114,15 +152,7 @@ func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *f
 			break
 		}
 		if rerr != nil {
-			if errors.Is(rerr, smtp.ErrDataTooLarge) {
-				return out, fail("read", replyTooBig, rerr)
-			}
-			if errors.Is(rerr, smtp.ErrTooLongLine) {
-				// RFC 5321 4.5.3.1.6; Postfix folds lines at 998 bytes, so
-				// only a client other than Postfix meets this.
-				return out, fail("read", replyLineTooLong, rerr)
-			}
-			return out, fail("read", replyTransient, rerr)
+			return out, readFailure(rerr)
 		}
 		if err := ctx.Err(); err != nil {
 			return out, fail("read", replyTimeout, err)
@@ -164,7 +194,13 @@ func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *f
 
 	if tx != nil {
 		t = time.Now()
-		err := tx.Finish()
+		var err error
+		if fwdClose != nil {
+			err = fwdClose()
+		}
+		if err == nil {
+			err = tx.Finish()
+		}
 		out.stages["forward"] = time.Since(t)
 		if err != nil {
 			// Nothing may claim a delivery that did not happen: take the
@@ -177,6 +213,29 @@ func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *f
 		}
 	}
 	return out, nil
+}
+
+// readFailure classifies an error reading DATA from the client.
+func readFailure(err error) error {
+	switch {
+	case errors.Is(err, smtp.ErrDataTooLarge):
+		return fail("read", replyTooBig, err)
+	case errors.Is(err, smtp.ErrTooLongLine):
+		// RFC 5321 4.5.3.1.6; Postfix folds lines at 998 bytes, so only a
+		// client other than Postfix meets this.
+		return fail("read", replyLineTooLong, err)
+	}
+	return fail("read", replyTransient, err)
+}
+
+// readPrefix reads up to n bytes of r (fewer at its end).
+func readPrefix(r io.Reader, n int) ([]byte, error) {
+	buf := make([]byte, n)
+	m, err := io.ReadFull(r, buf)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		return nil, readFailure(err)
+	}
+	return buf[:m], nil
 }
 
 func (p *Pipeline) now() time.Time {

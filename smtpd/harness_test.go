@@ -216,6 +216,7 @@ type envOpts struct {
 	maxBytes    int64
 	maxSessions int
 	hopAddr     string // overrides the recording hop
+	openpgp     *OpenPGP
 }
 
 func newEnv(t testing.TB, o envOpts) *testEnv {
@@ -248,6 +249,7 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 		MaxSessions: o.maxSessions, MaxLineLength: 64 << 10,
 		ReadTimeout: 5 * time.Minute, WriteTimeout: 5 * time.Minute, DataTimeout: 5 * time.Minute,
 		NextHopTimeout: 10 * time.Second,
+		OpenPGP:        o.openpgp,
 	}
 	if !o.storeOnly {
 		if o.hopAddr != "" {

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailvault/mailvaultd/sealer/openpgp"
 )
 
 // Options configure the listener.
@@ -36,7 +38,29 @@ type Options struct {
 
 	NextHop        string // "" : store-only
 	NextHopTimeout time.Duration
+
+	// OpenPGP, when not nil and not off, encrypts what is forwarded to
+	// recipients whose key it holds.
+	OpenPGP *OpenPGP
 }
+
+// OpenPGP is the recipient-encryption policy for forwarding.
+type OpenPGP struct {
+	Policy      openpgp.Policy
+	Keys        func() *openpgp.Keyring // the current keyring (SIGHUP swaps it)
+	KeepSubject bool
+}
+
+// Replies of the OpenPGP policy.
+var (
+	replyNeedsKey = &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 7, 1},
+		Message: "Encryption is required and there is no usable OpenPGP key for this recipient"}
+	// RFC 5321 3.3: a client seeing 452 sends the remaining recipients in
+	// a later transaction; each transaction then carries one group only, so
+	// a failure cannot repeat what already went out.
+	replyOtherGroup = &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 5, 3},
+		Message: "Too many recipients for this transaction, send the rest separately"}
+)
 
 // Server is the SMTP listener.
 type Server struct {
@@ -134,7 +158,35 @@ type session struct {
 	remote string
 	env    Envelope
 	hop    *nextHop // nil: store-only
-	hopErr error    // the next hop refused MAIL FROM
+
+	// With OpenPGP: the group of the first accepted recipient decides
+	// which recipients this transaction takes.
+	group   rcptGroup
+	pgpKeys []*openpgp.Recipient
+}
+
+type rcptGroup int
+
+const (
+	groupNone rcptGroup = iota
+	groupEncrypted
+	groupPlain
+)
+
+// classify decides the group of recipient to under the OpenPGP policy, or
+// refuses it.
+func (ss *session) classify(to string) (rcptGroup, *openpgp.Recipient, error) {
+	pgp := ss.s.opts.OpenPGP
+	if ss.hop == nil || pgp == nil || pgp.Policy == openpgp.PolicyOff {
+		return groupPlain, nil, nil
+	}
+	if rec, ok := pgp.Keys().Lookup(to); ok {
+		return groupEncrypted, rec, nil
+	}
+	if pgp.Policy == openpgp.PolicyOpportunistic {
+		return groupPlain, nil, nil
+	}
+	return groupNone, nil, replyNeedsKey
 }
 
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
@@ -151,11 +203,22 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	g, rec, err := ss.classify(to)
+	if err != nil {
+		return err
+	}
+	if ss.group != groupNone && g != ss.group {
+		return replyOtherGroup
+	}
 	if ss.hop != nil {
 		if err := ss.hop.rcpt(to); err != nil {
 			ss.s.log.Warn("next hop refused RCPT TO", "remote", ss.remote, "err", err)
 			return nextHopReply(err)
 		}
+	}
+	ss.group = g
+	if rec != nil {
+		ss.pgpKeys = append(ss.pgpKeys, rec)
 	}
 	ss.env.To = append(ss.env.To, to)
 	return nil
@@ -194,6 +257,10 @@ func (ss *session) Data(r io.Reader) (reply error) {
 			return nextHopReply(err)
 		}
 	}
+	if ss.group == groupEncrypted {
+		ss.env.Encrypt = &pgpGroup{recipients: ss.pgpKeys,
+			opts: openpgp.Options{KeepSubject: ss.s.opts.OpenPGP.KeepSubject}}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.DataTimeout)
 	defer cancel()
 	out, err := ss.s.pipe.Deliver(ctx, ss.env, r, tx)
@@ -213,6 +280,9 @@ func (ss *session) logResult(out outcome, start time.Time, err error) {
 		if d, ok := out.stages[st]; ok {
 			attrs = append(attrs, st+"_ms", durAttr(d))
 		}
+	}
+	if out.pgp != "" {
+		attrs = append(attrs, "openpgp", out.pgp)
 	}
 	if lg.Enabled(context.Background(), slog.LevelDebug) {
 		attrs = append(attrs, "from", ss.env.From, "to", ss.env.To)
@@ -242,6 +312,7 @@ func (ss *session) logResult(out outcome, start time.Time, err error) {
 
 func (ss *session) Reset() {
 	ss.env = Envelope{}
+	ss.group, ss.pgpKeys = groupNone, nil
 	if ss.hop != nil {
 		ss.hop.reset()
 	}
