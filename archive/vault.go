@@ -218,6 +218,11 @@ func (v *Vault) mailboxHash(normalized string) string {
 func msgKey(id string) string      { return msgPrefix + id }
 func manifestKey(id string) string { return msgPrefix + id + manifestSuffix }
 
+// MessageKeys returns the store keys holding message id (its sealed bytes
+// and its manifest), for store-level operations such as a legal hold. id
+// must be valid (ValidID).
+func MessageKeys(id string) []string { return []string{msgKey(id), manifestKey(id)} }
+
 // invTime is t as the 19-digit inverted timestamp of index keys. Times
 // outside what UnixNano represents are clamped to its range.
 func invTime(t time.Time) string {

@@ -16,10 +16,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/archive/s3store"
+	"github.com/mailvault/mailvaultd/internal/kmstest"
+	"github.com/mailvault/mailvaultd/internal/miniotest"
 	"github.com/mailvault/mailvaultd/sealer"
+	"github.com/mailvault/mailvaultd/sealer/awskms"
 )
 
 // recordingHop is a real SMTP server on loopback standing in for Postfix's
@@ -209,6 +214,9 @@ type testEnv struct {
 	logs     *bytes.Buffer
 	logMu    *sync.Mutex
 	maxBytes int64
+	minio    *miniotest.Server // with s3kms
+	kms      *kmstest.Server   // with s3kms
+	bucket   string
 }
 
 type envOpts struct {
@@ -217,6 +225,7 @@ type envOpts struct {
 	maxSessions int
 	hopAddr     string // overrides the recording hop
 	openpgp     *OpenPGP
+	s3kms       bool // archive to a real MinIO, keys from the KMS test double
 }
 
 func newEnv(t testing.TB, o envOpts) *testEnv {
@@ -230,12 +239,31 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs, err := archive.NewFSStore(filepath.Join(dir, "archive"))
-	if err != nil {
+	var store archive.Store
+	var keys sealer.KeyProvider = kr
+	var minio *miniotest.Server
+	var kms *kmstest.Server
+	var bucket string
+	if o.s3kms {
+		kms = kmstest.Start(t)
+		kms.SetEnv(t)
+		kms.CreateAlias("alias/mailvault", kms.CreateKey())
+		minio = miniotest.StartWith(t, miniotest.Config{AccessKey: kmstest.AccessKey, SecretKey: kmstest.SecretKey})
+		bucket = "mailvault-test"
+		minio.NewBucket(t, bucket, false)
+		ctx := context.Background()
+		if store, err = s3store.New(ctx, s3store.Options{Bucket: bucket, Region: miniotest.Region,
+			Endpoint: minio.Endpoint, PathStyle: true, PartSize: s3store.MinPartSize}); err != nil {
+			t.Fatal(err)
+		}
+		if keys, err = awskms.New(ctx, awskms.Options{KeyID: "alias/mailvault", Region: miniotest.Region, Endpoint: kms.URL}); err != nil {
+			t.Fatal(err)
+		}
+	} else if store, err = archive.NewFSStore(filepath.Join(dir, "archive")); err != nil {
 		t.Fatal(err)
 	}
-	e := &testEnv{dir: dir, keys: &faultyKeys{KeyProvider: kr}, store: &faultyStore{Store: fs},
-		logs: &bytes.Buffer{}, logMu: &sync.Mutex{}}
+	e := &testEnv{dir: dir, keys: &faultyKeys{KeyProvider: keys}, store: &faultyStore{Store: store},
+		logs: &bytes.Buffer{}, logMu: &sync.Mutex{}, minio: minio, kms: kms, bucket: bucket}
 	e.vault = archive.NewVault(e.store, kr.IndexKey())
 	if o.maxBytes == 0 {
 		o.maxBytes = 50 << 20
@@ -480,10 +508,36 @@ func (e *testEnv) archivedIDs(t *testing.T) []string {
 	}
 }
 
-// storedFiles returns the contents of every file under the archive dir.
+// storedFiles returns every stored object as the storage holds it: the files
+// under the fs archive, or every object in the bucket fetched with a plain S3
+// client.
 func (e *testEnv) storedFiles(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
+	if e.minio != nil {
+		ctx := context.Background()
+		c := e.minio.Client()
+		p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &e.bucket})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range page.Contents {
+				res, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &e.bucket, Key: o.Key})
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[*o.Key] = b
+			}
+		}
+		return out
+	}
 	filepath.Walk(filepath.Join(e.dir, "archive"), func(p string, info os.FileInfo, err error) error {
 		if err == nil && info.Mode().IsRegular() {
 			b, rerr := os.ReadFile(p)

@@ -120,7 +120,7 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 		return configErr(stderr, err)
 	}
 	ctx := context.Background()
-	e, err := openEnv(ctx, c)
+	e, err := openEnv(ctx, c, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return configErr(stderr, err)
 	}
@@ -175,11 +175,6 @@ func auditCLI(c *config.Config, id string, n int64, outcome string) error {
 	}
 	return a.Record(retrieval.AuditEvent{Time: time.Now().UTC(), User: user, Role: retrieval.RoleAuditor,
 		Action: retrieval.ActionRaw, MessageID: id, Bytes: n, Remote: "local", Outcome: outcome})
-}
-
-func cmdHold(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "mailvaultd hold: legal holds need archive.backend: s3 with object lock")
-	return exitFail
 }
 
 // mailboxFlags collects repeated -mailbox flags.

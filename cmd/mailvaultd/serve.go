@@ -42,7 +42,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		}
 	}
 	ctx := context.Background()
-	e, err := openEnv(ctx, c)
+	e, err := openEnv(ctx, c, log)
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
@@ -52,6 +52,19 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return exitFail
 	}
 
+	if e.s3 != nil {
+		// Fail at start, naming the problem, rather than at the first
+		// message: the bucket must answer (and have Object Lock if
+		// retention is configured).
+		if err := e.s3.Check(ctx); err != nil {
+			fmt.Fprintf(stderr, "mailvaultd: archive.s3: %v\n", err)
+			return exitFail
+		}
+	}
+	pgp, pgpKeys, err := openPGP(c, log)
+	if err != nil {
+		return configErr(stderr, err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pipe := &smtpd.Pipeline{Vault: e.vault, Keys: e.keys, Logger: log, Metrics: smtpd.NewMetrics(reg)}
@@ -66,6 +79,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		DataTimeout:     c.SMTP.DataTimeout.D(),
 		NextHop:         c.Forward.NextHop,
 		NextHopTimeout:  c.Forward.Timeout.D(),
+		OpenPGP:         pgp,
 	}, pipe)
 
 	smtpLn, err := net.Listen("tcp", c.SMTP.Listen)
@@ -112,7 +126,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				daemon.SdNotify(false, daemon.SdNotifyReloading)
-				reload(c, e, web, log)
+				reload(c, e, web, pgpKeys, log)
 				daemon.SdNotify(false, daemon.SdNotifyReady)
 				continue
 			}
@@ -132,8 +146,14 @@ func cmdServe(args []string, stderr io.Writer) int {
 	}
 }
 
-// reload re-reads what SIGHUP covers: the local keyring and the users file.
-func reload(c *config.Config, e *env, web *web, log *slog.Logger) {
+// reload re-reads what SIGHUP covers: the local keyring, the OpenPGP
+// keyring and the users file. What fails to load is kept as it was.
+func reload(c *config.Config, e *env, web *web, pgpKeys *pgpKeys, log *slog.Logger) {
+	if pgpKeys != nil {
+		if err := pgpKeys.load(c, log); err != nil {
+			log.Error("reload: openpgp keyring kept as it was", "err", err)
+		}
+	}
 	if e.local != nil {
 		kr, err := loadKeyring(c)
 		if err != nil {

@@ -8,10 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"sync/atomic"
 
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/archive/s3store"
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/sealer"
 )
@@ -100,10 +100,11 @@ type env struct {
 	keys    sealer.KeyProvider
 	store   archive.Store
 	vault   *archive.Vault
+	s3      *s3store.Store // set when archive.backend is s3
 }
 
 // openEnv opens the keyring, key provider and store the config names.
-func openEnv(ctx context.Context, c *config.Config) (*env, error) {
+func openEnv(ctx context.Context, c *config.Config, log *slog.Logger) (*env, error) {
 	kr, err := loadKeyring(c)
 	if err != nil {
 		return nil, err
@@ -115,7 +116,7 @@ func openEnv(ctx context.Context, c *config.Config) (*env, error) {
 		e.local.p.Store(kr)
 		e.keys = e.local
 	case "awskms":
-		if e.keys, err = openKMS(ctx, c); err != nil {
+		if e.keys, err = openKMS(ctx, c, log); err != nil {
 			return nil, err
 		}
 	}
@@ -125,9 +126,10 @@ func openEnv(ctx context.Context, c *config.Config) (*env, error) {
 			return nil, &config.Error{File: c.File, Key: "archive.fs.dir", Reason: err.Error()}
 		}
 	case "s3":
-		if e.store, err = openS3(ctx, c); err != nil {
+		if e.s3, err = openS3(ctx, c, log); err != nil {
 			return nil, err
 		}
+		e.store = e.s3
 	}
 	e.vault = archive.NewVault(e.store, kr.IndexKey())
 	return e, nil
@@ -142,5 +144,3 @@ func oneOf(s string, opts ...string) bool {
 	}
 	return false
 }
-
-var _ = strings.TrimSpace
