@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,7 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailvault/mailvaultd/internal/kmstest"
+	"github.com/mailvault/mailvaultd/internal/miniotest"
 )
 
 // buildBinary builds mailvaultd once per test binary.
@@ -365,5 +371,142 @@ func TestDevelopmentDefaults(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "mailvaultd-data", "keyring.json")); err != nil {
 		t.Error(err)
+	}
+}
+
+// sendOne delivers msg over SMTP and returns the archive id from the reply.
+func sendOne(t *testing.T, addr string, msg []byte) string {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("a@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("bob@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(msg)
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	return archiveID(t, resp.StatusText)
+}
+
+// TestS3KMSAndLegalHold runs the daemon on S3 (a real MinIO with Object
+// Lock) and AWS KMS (the test double), reads a message back with `get`,
+// and sets and clears a legal hold with `hold`.
+func TestS3KMSAndLegalHold(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	kms := kmstest.Start(t)
+	kms.SetEnv(t) // the daemon's AWS SDK finds its credentials in the environment
+	kms.CreateAlias("alias/mailvault", kms.CreateKey())
+	minio := miniotest.StartWith(t, miniotest.Config{AccessKey: kmstest.AccessKey, SecretKey: kmstest.SecretKey})
+	minio.NewBucket(t, "archive", true)
+	smtpAddr := freeAddr(t)
+	cfg := writeConfig(t, dir, smtpAddr, freeAddr(t), "")
+	b, _ := os.ReadFile(cfg)
+	s := strings.Replace(string(b), "keys:\n  provider: local\n", fmt.Sprintf(
+		"keys:\n  provider: awskms\n  awskms: { key_id: alias/mailvault, region: %s, endpoint: %q }\n", miniotest.Region, kms.URL), 1)
+	s = strings.Replace(s, "archive:\n  backend: fs\n", fmt.Sprintf(
+		"archive:\n  backend: s3\n  s3: { bucket: archive, region: %s, endpoint: %q, path_style: true, object_lock: { mode: GOVERNANCE, days: 1 } }\n",
+		miniotest.Region, minio.Endpoint), 1)
+	os.WriteFile(cfg, []byte(s), 0o600)
+	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
+		t.Fatalf("keys init: %s", r.stderr)
+	}
+	startDaemon(t, bin, dir, "-config", cfg)
+
+	msg := []byte("From: a@example.test\r\nTo: bob@example.test\r\nSubject: s3 PLAINTEXT-S3-MARKER\r\n\r\nbody\r\n")
+	id := sendOne(t, smtpAddr, msg)
+	if n := kms.Calls("GenerateDataKey"); n != 1 {
+		t.Errorf("GenerateDataKey calls: %d, want 1", n)
+	}
+	out := filepath.Join(dir, "m.eml")
+	if r := runCLI(t, bin, dir, "get", id, "-o", out, "-config", cfg); r.code != 0 {
+		t.Fatalf("get: %s", r.stderr)
+	}
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, msg) {
+		t.Fatalf("get returned %q", got)
+	}
+
+	ctx := context.Background()
+	s3c := minio.Client()
+	head, err := s3c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("archive"), Key: aws.String("msg/" + id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head.Metadata["mv-wrapped-key"] == "" || head.ObjectLockMode != "GOVERNANCE" {
+		t.Errorf("object metadata %v, lock mode %q", head.Metadata, head.ObjectLockMode)
+	}
+	if r := runCLI(t, bin, dir, "hold", id, "on", "-config", cfg); r.code != 0 {
+		t.Fatalf("hold on: %s", r.stderr)
+	}
+	lh, err := s3c.GetObjectLegalHold(ctx, &s3.GetObjectLegalHoldInput{Bucket: aws.String("archive"), Key: aws.String("msg/" + id)})
+	if err != nil || lh.LegalHold.Status != "ON" {
+		t.Fatalf("legal hold after `hold on`: %+v %v", lh, err)
+	}
+	if r := runCLI(t, bin, dir, "hold", id, "off", "-config", cfg); r.code != 0 {
+		t.Fatalf("hold off: %s", r.stderr)
+	}
+	lh, err = s3c.GetObjectLegalHold(ctx, &s3.GetObjectLegalHoldInput{Bucket: aws.String("archive"), Key: aws.String("msg/" + id)})
+	if err != nil || lh.LegalHold.Status != "OFF" {
+		t.Fatalf("legal hold after `hold off`: %+v %v", lh, err)
+	}
+}
+
+// TestSIGHUPReloadsUsers adds a user while the daemon runs: the token works
+// after SIGHUP, without a restart.
+func TestSIGHUPReloadsUsers(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	httpAddr := freeAddr(t)
+	cfg := writeConfig(t, dir, freeAddr(t), httpAddr, "")
+	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
+		t.Fatalf("keys init: %s", r.stderr)
+	}
+	d := startDaemon(t, bin, dir, "-config", cfg)
+	r := runCLI(t, bin, dir, "users", "add", "auditor", "-auditor", "-config", cfg)
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	token := lines[len(lines)-1]
+	status := func() int {
+		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/v1/messages", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if s := status(); s != 401 {
+		t.Fatalf("before SIGHUP: %d, want 401", s)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case line := <-d.logs.ch:
+			if strings.Contains(line, "users file reloaded") {
+				if s := status(); s != 200 {
+					t.Fatalf("after SIGHUP: %d, want 200", s)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no reload logged within 10s of SIGHUP")
+		}
 	}
 }
