@@ -1,0 +1,403 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mailvault/mailvaultd/internal/config"
+	"github.com/mailvault/mailvaultd/internal/miniotest"
+)
+
+// binDir holds the mailvaultd binary built once per test run (TestMain
+// removes it).
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mailvaultd-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	buildErr  error
+)
+
+// mailvaultdBinary builds ./cmd/mailvaultd once (or returns
+// $MAILVAULTD_E2E_BIN).
+func mailvaultdBinary(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("MAILVAULTD_E2E_BIN"); p != "" {
+		if !isExecutable(p) {
+			t.Fatalf("e2e: MAILVAULTD_E2E_BIN=%s is not an executable file", p)
+		}
+		return p
+	}
+	bin := filepath.Join(binDir, "mailvaultd")
+	buildOnce.Do(func() {
+		cmd := exec.Command("go", "build", "-o", bin, "./cmd/mailvaultd")
+		cmd.Dir = repoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/mailvaultd: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("e2e: %v", buildErr)
+	}
+	return bin
+}
+
+// daemon is a mailvaultd run as a subprocess with a config file of its own.
+type daemon struct {
+	t       testing.TB
+	bin     string
+	Config  string // the config file
+	Listen  string // smtp.listen
+	logPath string
+	env     []string
+
+	mu          sync.Mutex
+	cmd         *exec.Cmd
+	done        chan struct{}
+	killed      bool // the test stopped it on purpose
+	starts      int
+	unexpected  []string // exits the test did not cause
+	s3          *miniotest.Server
+	bucket      string
+	keyringPath string
+}
+
+type daemonConfig struct {
+	listen  string            // smtp.listen
+	nextHop string            // forward.next_hop
+	s3      *miniotest.Server // the archive (archive.backend: s3)
+	bucket  string
+}
+
+// newDaemon writes a config (every key of ARCHITECTURE.md's config file, plus
+// smtp.max_sessions and log; the SMTP limits from configs/mailvaultd.yaml)
+// under dir and creates its keyring with
+// `mailvaultd keys init -config`. Start runs it.
+func newDaemon(t testing.TB, dir string, cfg daemonConfig) *daemon {
+	t.Helper()
+	d := &daemon{
+		t:           t,
+		bin:         mailvaultdBinary(t),
+		Config:      filepath.Join(dir, "mailvaultd.yaml"),
+		Listen:      cfg.listen,
+		logPath:     filepath.Join(dir, "mailvaultd.log"),
+		s3:          cfg.s3,
+		bucket:      cfg.bucket,
+		keyringPath: filepath.Join(dir, "keys", "keyring.json"),
+	}
+	if cfg.s3 == nil {
+		t.Fatal("e2e: newDaemon needs a MinIO")
+	}
+	// The SMTP limits are the shipped example's, which the Postfix snippets
+	// are sized against.
+	prod, err := config.Parse([]byte(repoFile(t, "configs/mailvaultd.yaml")), "configs/mailvaultd.yaml")
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	yaml := fmt.Sprintf(`# written by test/e2e
+smtp:
+  listen: %q
+  hostname: "mailvault.e2e.test"
+  max_message_bytes: %d
+  max_recipients: %d
+  max_sessions: %d
+forward:
+  next_hop: %q
+keys:
+  provider: local
+  local:
+    keyring: %q
+  awskms:
+    key_id: "alias/unused"
+    region: "us-east-1"
+    endpoint: ""
+archive:
+  backend: s3
+  fs:
+    dir: %q
+  s3:
+    bucket: %q
+    prefix: ""
+    region: %q
+    endpoint: %q
+    path_style: true
+retrieval:
+  listen: %q
+  users_file: %q
+  audit_log: %q
+log:
+  level: debug
+  format: text
+`, cfg.listen, prod.SMTP.MaxMessageBytes, prod.SMTP.MaxRecipients, prod.SMTP.MaxSessions, cfg.nextHop, d.keyringPath, filepath.Join(dir, "archive"), cfg.bucket, miniotest.Region, cfg.s3.Endpoint,
+		freeAddr(t), filepath.Join(dir, "users.yaml"), filepath.Join(dir, "audit.jsonl"))
+	if err := os.WriteFile(d.Config, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.env = daemonEnv(cfg.s3)
+	if out, err := d.run("keys", "init", "-config", d.Config); err != nil {
+		t.Fatalf("e2e: mailvaultd keys init: %v\n%s", err, out)
+	}
+	t.Cleanup(d.stop)
+	return d
+}
+
+// daemonEnv is this process's environment without AWS_ and MINIO_ settings,
+// plus MinIO's credentials for the SDK's default chain, and without
+// NOTIFY_SOCKET (the daemon is not under systemd here).
+func daemonEnv(s *miniotest.Server) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "MINIO_") ||
+			strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "WATCHDOG_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+os.DevNull, "AWS_SHARED_CREDENTIALS_FILE="+os.DevNull)
+	env = append(env, "AWS_ACCESS_KEY_ID="+s.AccessKey, "AWS_SECRET_ACCESS_KEY="+s.SecretKey, "AWS_REGION="+miniotest.Region)
+	return env
+}
+
+// run runs one mailvaultd subcommand to completion.
+func (d *daemon) run(args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.bin, args...)
+	cmd.Env = d.env
+	return cmd.CombinedOutput()
+}
+
+// Start runs `mailvaultd serve -config` and waits until it greets on its SMTP
+// port; it fails the test if the daemon exits first or takes over 60s.
+func (d *daemon) Start() {
+	d.t.Helper()
+	d.mu.Lock()
+	running := d.cmd != nil
+	d.mu.Unlock()
+	if running {
+		d.t.Fatal("e2e: mailvaultd already running")
+	}
+	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.starts++
+	n := d.starts
+	d.mu.Unlock()
+	fmt.Fprintf(logf, "=== e2e: start %d at %s\n", n, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(d.bin, "serve", "-config", d.Config)
+	cmd.Env = d.env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		d.t.Fatalf("e2e: start mailvaultd: %v", err)
+	}
+	done := make(chan struct{})
+	d.mu.Lock()
+	d.cmd, d.done, d.killed = cmd, done, false
+	d.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		logf.Close()
+		d.mu.Lock()
+		if !d.killed {
+			d.unexpected = append(d.unexpected, fmt.Sprintf("start %d: %v", n, err))
+		}
+		d.mu.Unlock()
+		close(done)
+	}()
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if greet(d.Listen) == nil {
+			return
+		}
+		select {
+		case <-done:
+			d.mu.Lock()
+			d.cmd = nil
+			d.mu.Unlock()
+			d.t.Fatalf("e2e: mailvaultd serve exited before accepting mail (%s)\n--- mailvaultd log ---\n%s",
+				cmd.ProcessState, d.log())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			d.t.Fatalf("e2e: mailvaultd does not greet on %s after 60s\n--- mailvaultd log ---\n%s", d.Listen, d.log())
+		}
+	}
+}
+
+// Kill sends SIGKILL to the daemon by PID (a crash: no drain, no cleanup)
+// and waits for it to be gone.
+func (d *daemon) Kill() { d.signal(syscall.SIGKILL, 0) }
+
+// stop sends SIGTERM, waits up to 40s for the drain, then SIGKILL.
+func (d *daemon) stop() { d.signal(syscall.SIGTERM, 40*time.Second) }
+
+func (d *daemon) signal(sig syscall.Signal, grace time.Duration) {
+	d.mu.Lock()
+	cmd, done := d.cmd, d.done
+	if cmd == nil {
+		d.mu.Unlock()
+		return
+	}
+	d.killed = true
+	d.mu.Unlock()
+	_ = cmd.Process.Signal(sig)
+	if grace > 0 {
+		select {
+		case <-done:
+		case <-time.After(grace):
+			d.t.Logf("e2e: mailvaultd ignored %v for %v; killing it", sig, grace)
+			_ = cmd.Process.Kill()
+		}
+	}
+	<-done
+	d.mu.Lock()
+	d.cmd = nil
+	d.mu.Unlock()
+}
+
+// Running reports whether the daemon process is alive.
+func (d *daemon) Running() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cmd == nil {
+		return false
+	}
+	select {
+	case <-d.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// UnexpectedExits lists the exits the test did not cause (crashes).
+func (d *daemon) UnexpectedExits() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]string(nil), d.unexpected...)
+}
+
+// Get runs `mailvaultd get ID -o FILE -config` and returns the bytes.
+func (d *daemon) Get(id, file string) ([]byte, error) {
+	out, err := d.run("get", id, "-o", file, "-config", d.Config)
+	if err != nil {
+		return nil, fmt.Errorf("mailvaultd get %s: %v\n%s", id, err, out)
+	}
+	return os.ReadFile(file)
+}
+
+func (d *daemon) log() string {
+	b, _ := os.ReadFile(d.logPath)
+	return tail(b, 8000)
+}
+
+// # The archive, seen from outside the daemon
+
+// archiveMessagePrefix is where the Vault keeps messages (archive/vault.go):
+// msg/<id> is the sealed message, msg/<id>.manifest its manifest. Index
+// entries and dedupe markers live under other prefixes.
+const archiveMessagePrefix = "msg/"
+
+// archiveCount is how the archive's message objects map to archive ids.
+type archiveCount struct {
+	perID   map[string]int // acknowledged id -> message objects with that id
+	unknown []string       // objects whose id was never acknowledged to Postfix
+	total   int            // message objects (msg/<id>, not the sidecars)
+}
+
+// countArchived lists the bucket's msg/ prefix with the AWS SDK, straight
+// from MinIO, and matches the objects against the archive ids mailvaultd
+// acknowledged (from the maillog). A message archived exactly once has one
+// message object; an object whose id nobody was told about is a duplicate
+// or orphaned copy.
+func (d *daemon) countArchived(acked []string) archiveCount {
+	d.t.Helper()
+	keys, err := listS3(d.s3, d.bucket, archiveMessagePrefix)
+	if err != nil {
+		d.t.Fatalf("e2e: listing s3://%s/%s: %v", d.bucket, archiveMessagePrefix, err)
+	}
+	c := archiveCount{perID: map[string]int{}}
+	for _, id := range acked {
+		c.perID[id] = 0
+	}
+	for _, key := range keys {
+		id, sidecar, _ := strings.Cut(strings.TrimPrefix(key, archiveMessagePrefix), ".")
+		_, ok := c.perID[id]
+		if !ok {
+			c.unknown = append(c.unknown, key)
+		}
+		if sidecar == "" {
+			c.total++
+			if ok {
+				c.perID[id]++
+			}
+		}
+	}
+	return c
+}
+
+// classifyUnacknowledged splits unacknowledged objects by whether the
+// archive's all/ listing (all/<inv time>-<id>, see docs/DESIGN.md) names their
+// id: listed ones are copies a reader would see twice, unlisted ones are
+// leftovers of a transaction that died before its commit finished.
+func (d *daemon) classifyUnacknowledged(keys []string) (listed, orphans []string) {
+	d.t.Helper()
+	all, err := listS3(d.s3, d.bucket, "all/")
+	if err != nil {
+		d.t.Fatalf("e2e: listing s3://%s/all/: %v", d.bucket, err)
+	}
+	inListing := map[string]bool{}
+	for _, k := range all {
+		if i := strings.LastIndex(k, "-"); i >= 0 {
+			inListing[k[i+1:]] = true
+		}
+	}
+	for _, k := range keys {
+		id, _, _ := strings.Cut(strings.TrimPrefix(k, archiveMessagePrefix), ".")
+		if inListing[id] {
+			listed = append(listed, k)
+		} else {
+			orphans = append(orphans, k)
+		}
+	}
+	return listed, orphans
+}
+
+// diffBytes reports a difference readably.
+func diffBytes(name string, got, want []byte) error {
+	if bytes.Equal(got, want) {
+		return nil
+	}
+	n := 0
+	for n < len(got) && n < len(want) && got[n] == want[n] {
+		n++
+	}
+	lo := max(0, n-80)
+	return fmt.Errorf("%s: %d bytes, want %d; first difference at byte %d:\n got: %q\nwant: %q",
+		name, len(got), len(want), n, got[lo:min(len(got), n+80)], want[lo:min(len(want), n+80)])
+}
