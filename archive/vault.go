@@ -44,6 +44,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -108,6 +109,9 @@ var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadd
 type Vault struct {
 	store Store
 	key   []byte
+
+	mu       sync.Mutex
+	inflight map[string]struct{} // fingerprint markers being committed here
 }
 
 // NewVault returns a Vault over s; indexKey keys every hash that stands in for
@@ -121,7 +125,7 @@ func NewVault(s Store, indexKey []byte) *Vault {
 	if len(indexKey) < 32 {
 		panic(fmt.Sprintf("archive: NewVault: index key of %d bytes, want 32", len(indexKey)))
 	}
-	return &Vault{store: s, key: bytes.Clone(indexKey)}
+	return &Vault{store: s, key: bytes.Clone(indexKey), inflight: map[string]struct{}{}}
 }
 
 // Store returns the underlying store.
@@ -322,45 +326,65 @@ func (v *Vault) readSmall(ctx context.Context, key string, max int64) ([]byte, e
 }
 
 // resolveMarker returns the id named by the fingerprint marker fpKey and
-// that message's receive time, or "" if there is no marker. A marker whose
-// message is missing cannot come from Commit or Undo (the message is written
-// before and removed after its marker), so one seen twice is stale (an
-// operator removed the message): it is removed and reported as absent.
+// that message's receive time, or "" if there is no usable marker.
+//
+// Commit claims the marker before it writes the manifest and the message, and
+// Undo removes the marker last, so a marker whose message is missing belongs
+// to a delivery that died before its message landed, or to one being undone.
+// The caller holds the in-process claim on fpKey (Vault.claim), so it is not
+// a delivery still running here: the marker is stale, and it and the manifest
+// it may have left are removed.
 func (v *Vault) resolveMarker(ctx context.Context, fpKey string) (string, time.Time, error) {
-	prev := ""
-	for range 4 {
-		b, err := v.readSmall(ctx, fpKey, idLen)
-		if errors.Is(err, ErrNotFound) {
-			return "", time.Time{}, nil
-		}
-		if err != nil {
-			return "", time.Time{}, fmt.Errorf("read marker %s: %w", fpKey, err)
-		}
-		id := string(b)
-		if !ValidID(id) {
-			if err := v.store.Delete(ctx, fpKey); err != nil {
-				return "", time.Time{}, fmt.Errorf("remove corrupt marker %s: %w", fpKey, err)
-			}
-			return "", time.Time{}, nil
-		}
-		info, err := v.store.Head(ctx, msgKey(id))
-		if err == nil {
-			return id, receivedAt(info, id), nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return "", time.Time{}, fmt.Errorf("head %s: %w", msgKey(id), err)
-		}
-		if id == prev {
-			if err := v.store.Delete(ctx, fpKey); err != nil {
-				return "", time.Time{}, fmt.Errorf("remove stale marker %s: %w", fpKey, err)
-			}
-			return "", time.Time{}, nil
-		}
-		// An Undo removed the message after its marker since we read it:
-		// read the marker again.
-		prev = id
+	b, err := v.readSmall(ctx, fpKey, idLen)
+	if errors.Is(err, ErrNotFound) {
+		return "", time.Time{}, nil
 	}
-	return "", time.Time{}, fmt.Errorf("marker %s keeps changing", fpKey)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("read marker %s: %w", fpKey, err)
+	}
+	id := string(b)
+	if !ValidID(id) {
+		if err := v.store.Delete(ctx, fpKey); err != nil {
+			return "", time.Time{}, fmt.Errorf("remove corrupt marker %s: %w", fpKey, err)
+		}
+		return "", time.Time{}, nil
+	}
+	info, err := v.store.Head(ctx, msgKey(id))
+	if err == nil {
+		return id, receivedAt(info, id), nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		return "", time.Time{}, fmt.Errorf("head %s: %w", msgKey(id), err)
+	}
+	for _, key := range []string{manifestKey(id), fpKey} {
+		if err := v.store.Delete(ctx, key); err != nil {
+			return "", time.Time{}, fmt.Errorf("remove what %s left: %w", id, err)
+		}
+	}
+	return "", time.Time{}, nil
+}
+
+// ErrInProgress is returned by Commit when the same message (same
+// fingerprint) is being committed by another deposit of this process: a
+// client that retried before our first answer. It is transient.
+var ErrInProgress = errors.New("archive: the same message is being archived by another session")
+
+// claim takes the in-process claim on a fingerprint marker; release gives
+// it back.
+func (v *Vault) claim(fpKey string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, busy := v.inflight[fpKey]; busy {
+		return false
+	}
+	v.inflight[fpKey] = struct{}{}
+	return true
+}
+
+func (v *Vault) release(fpKey string) {
+	v.mu.Lock()
+	delete(v.inflight, fpKey)
+	v.mu.Unlock()
 }
 
 // receivedAt is the receive time recorded on a message object, or failing
@@ -459,6 +483,14 @@ func (d *Deposit) commit(ctx context.Context, r Record) (string, bool, error) {
 	fpKey := fpPrefix + hex.EncodeToString(r.Fingerprint)
 	addrs := indexAddresses(r.Envelope)
 
+	// One deposit per fingerprint at a time in this process: a second one
+	// is a client retrying before our first answer, and must not take the
+	// first one's marker for a stale one.
+	if !d.v.claim(fpKey) {
+		return "", false, ErrInProgress
+	}
+	defer d.v.release(fpKey)
+
 	// Already archived (a retry of a delivery that was committed)?
 	existing, at, err := d.v.resolveMarker(ctx, fpKey)
 	if err != nil {
@@ -469,11 +501,44 @@ func (d *Deposit) commit(ctx context.Context, r Record) (string, bool, error) {
 		return d.duplicateOf(ctx, existing, at, addrs)
 	}
 
+	// The order is what makes a crash harmless: marker, manifest, message,
+	// index. Until the message lands, what exists is a marker whose message
+	// is missing, which the retry removes (resolveMarker); once it has
+	// landed, the retry finds it and completes the index (duplicateOf). No
+	// message object is ever left that no retry would find.
+	for attempt := 0; ; attempt++ {
+		err := d.v.put(ctx, fpKey, []byte(d.id), nil, true)
+		if err == nil {
+			d.written.marker = fpKey
+			break
+		}
+		if !errors.Is(err, ErrExists) || attempt == 3 {
+			return "", false, err
+		}
+		// Another process committed the same message meanwhile.
+		existing, at, err := d.v.resolveMarker(ctx, fpKey)
+		if err != nil {
+			return "", false, err
+		}
+		if existing != "" {
+			d.abortWriter()
+			return d.duplicateOf(ctx, existing, at, addrs)
+		}
+	}
+
 	meta := maps.Clone(r.Meta)
 	if meta == nil {
 		meta = make(map[string]string, 1)
 	}
 	meta[MetaReceivedAt] = r.ReceivedAt.UTC().Format(time.RFC3339Nano)
+
+	if err := d.v.put(ctx, manifestKey(d.id), r.Manifest, meta, true); err != nil {
+		if !errors.Is(err, ErrExists) {
+			d.written.manifest = manifestKey(d.id)
+		}
+		return "", false, err
+	}
+	d.written.manifest = manifestKey(d.id)
 
 	d.wDone = true
 	if err := d.w.Commit(ctx, meta, true); err != nil {
@@ -484,37 +549,6 @@ func (d *Deposit) commit(ctx context.Context, r Record) (string, bool, error) {
 		return "", false, err
 	}
 	d.written.msg = msgKey(d.id)
-	if err := d.v.put(ctx, manifestKey(d.id), r.Manifest, meta, true); err != nil {
-		if !errors.Is(err, ErrExists) {
-			d.written.manifest = manifestKey(d.id)
-		}
-		return "", false, err
-	}
-	d.written.manifest = manifestKey(d.id)
-
-	// Claim the fingerprint. Losing means a concurrent delivery of the same
-	// message committed first: take ours back and answer with its id.
-	for attempt := 0; ; attempt++ {
-		err := d.v.put(ctx, fpKey, []byte(d.id), nil, true)
-		if err == nil {
-			d.written.marker = fpKey
-			break
-		}
-		if !errors.Is(err, ErrExists) || attempt == 3 {
-			return "", false, err
-		}
-		existing, at, err := d.v.resolveMarker(ctx, fpKey)
-		if err != nil {
-			return "", false, err
-		}
-		if existing != "" {
-			if err := d.remove(ctx); err != nil {
-				return "", false, err
-			}
-			return d.duplicateOf(ctx, existing, at, addrs)
-		}
-		// The winner was undone meanwhile: claim it again.
-	}
 
 	for _, key := range d.v.indexKeys(d.id, r.ReceivedAt, addrs) {
 		d.written.index = append(d.written.index, key)
@@ -557,10 +591,10 @@ func (d *Deposit) abortWriter() {
 	}
 }
 
-// remove deletes what the deposit wrote: index entries, marker, manifest,
-// message, in that order, stopping at the first failure so that a marker
-// never outlives its message. What was removed is forgotten, so it can be
-// called again.
+// remove deletes what the deposit wrote: index entries, message, manifest,
+// marker, the reverse of Commit's order, stopping at the first failure so
+// that a message never outlives its marker (a retry must find it). What was
+// removed is forgotten, so it can be called again.
 func (d *Deposit) remove(ctx context.Context) error {
 	for len(d.written.index) > 0 {
 		if err := d.v.store.Delete(ctx, d.written.index[0]); err != nil {
@@ -568,7 +602,7 @@ func (d *Deposit) remove(ctx context.Context) error {
 		}
 		d.written.index = d.written.index[1:]
 	}
-	for _, key := range []*string{&d.written.marker, &d.written.manifest, &d.written.msg} {
+	for _, key := range []*string{&d.written.msg, &d.written.manifest, &d.written.marker} {
 		if *key == "" {
 			continue
 		}
@@ -591,7 +625,7 @@ func (d *Deposit) Abort() {
 }
 
 // Undo removes what Commit stored (when forwarding fails after the archive
-// commit): index entries, fingerprint marker, manifest, message. For a
+// commit): index entries, message, manifest, fingerprint marker. For a
 // duplicate, an uncommitted or an undone deposit it does nothing. If it
 // fails, calling it again resumes.
 func (d *Deposit) Undo(ctx context.Context) error {
