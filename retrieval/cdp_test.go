@@ -24,6 +24,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -99,6 +100,11 @@ func startBrowser(t *testing.T) *browser {
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-dev-shm-usage", "--user-data-dir="+profile, "--remote-debugging-address=127.0.0.1",
 		"--remote-debugging-port=0", "--window-size=1200,900", "about:blank")
+	// Chromium forks renderer and helper processes: give them a process
+	// group of their own and kill the whole group, or they outlive the
+	// test and keep writing into the profile directory.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +136,15 @@ func startBrowser(t *testing.T) *browser {
 		}
 		cancel()
 		cmd.Wait()
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // helpers that outlived the parent
+		// A helper may still be flushing as it dies: retry the removal for
+		// a bounded time so that t.TempDir's own clean-up finds it empty.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if err := os.RemoveAll(profile); err == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 		if t.Failed() {
 			errMu.Lock()
 			t.Logf("chromium stderr:\n%s", errLog.String())
