@@ -163,6 +163,14 @@ type session struct {
 	// which recipients this transaction takes.
 	group   rcptGroup
 	pgpKeys []*openpgp.Recipient
+
+	// dataDone is closed when the Data in progress returns. With BDAT,
+	// go-smtp runs Data in a goroutine of its own and calls Reset or Logout
+	// while it runs (RSET, EHLO, QUIT, a chunk over the size limit, a lost
+	// connection), having first closed Data's reader; they wait for Data to
+	// end, so that the two never use the session and its next hop at once.
+	dataMu   sync.Mutex
+	dataDone chan struct{}
 }
 
 type rcptGroup int
@@ -225,6 +233,12 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 }
 
 func (ss *session) Data(r io.Reader) (reply error) {
+	done := make(chan struct{})
+	ss.dataMu.Lock()
+	ss.dataDone = done
+	ss.dataMu.Unlock()
+	defer close(done)
+
 	ss.s.mu.Lock()
 	if ss.s.closing {
 		ss.s.mu.Unlock()
@@ -310,7 +324,18 @@ func (ss *session) logResult(out outcome, start time.Time, err error) {
 	lg.Warn("message "+result, append(attrs, "outcome", result, "stage", stage, "reply", reply.Code, "err", err)...)
 }
 
+// waitData waits for a Data running in go-smtp's BDAT goroutine to end.
+func (ss *session) waitData() {
+	ss.dataMu.Lock()
+	done := ss.dataDone
+	ss.dataMu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
 func (ss *session) Reset() {
+	ss.waitData()
 	ss.env = Envelope{}
 	ss.group, ss.pgpKeys = groupNone, nil
 	if ss.hop != nil {
@@ -319,6 +344,7 @@ func (ss *session) Reset() {
 }
 
 func (ss *session) Logout() error {
+	ss.waitData()
 	if ss.hop != nil {
 		ss.hop.quit()
 	}
@@ -373,6 +399,23 @@ func (c *slotConn) Close() error {
 		c.s.pipe.Metrics.sessionDelta(-1)
 	})
 	return c.Conn.Close()
+}
+
+// Read ends the session at a read timeout. go-smtp closes the connection
+// after a timeout between commands, but not after one inside DATA: there it
+// replies and reads on, taking the rest of the message for commands, so a
+// transaction hidden in the body would be run (smuggled). And a command line
+// cut short by a timeout is run as if it were whole (bufio.Reader.ReadLine
+// drops the error). After a timeout nobody knows where in the stream the
+// client is, so nothing more is read.
+func (c *slotConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		io.WriteString(c.Conn, "421 4.4.2 Timeout, closing connection\r\n")
+		c.Close()
+	}
+	return n, err
 }
 
 // slogPrinter adapts go-smtp's logger to slog.

@@ -42,6 +42,7 @@ type testMessage struct {
 	from   string
 	to     []string
 	utf8   bool
+	body8  bool // sent with BODY=8BITMIME
 }
 
 func testMessages(t *testing.T) []testMessage {
@@ -60,7 +61,7 @@ func testMessages(t *testing.T) []testMessage {
 				"Content-Type: multipart/alternative; boundary=\"inner\"\n\n--inner\nContent-Type: text/plain\n\nbody MARKER-nested-1234\n--inner--\n" +
 				"--outer\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n" +
 				"Content-Disposition: attachment; filename=\"data.bin\"\n\n" + b64(small) + "--outer--\n")},
-		{name: "8-bit body", marker: "MARKER-8bit-Grüße", data: crlf(
+		{name: "8-bit body", marker: "MARKER-8bit-Grüße", body8: true, data: crlf(
 			"From: a@example.test\nTo: b@example.test\nSubject: 8bit\nMIME-Version: 1.0\n" +
 				"Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\nGrüße MARKER-8bit-Grüße \xff\xfe\n")},
 		{name: "SMTPUTF8 addresses and headers", marker: "MARKER-utf8-日本", utf8: true,
@@ -100,9 +101,9 @@ func roundTrip(t *testing.T, e *testEnv, messages []testMessage) {
 			if from == "" {
 				from, to = "a@example.test", []string{"b@example.test", "c@example.test"}
 			}
-			var mo *smtp.MailOptions
-			if m.utf8 {
-				mo = &smtp.MailOptions{UTF8: true}
+			mo := &smtp.MailOptions{UTF8: m.utf8}
+			if m.body8 {
+				mo.Body = smtp.Body8BitMIME
 			}
 			before := len(e.hop.messages())
 			res := e.send(t, from, to, m.data, mo)
@@ -122,6 +123,9 @@ func roundTrip(t *testing.T, e *testEnv, messages []testMessage) {
 			}
 			if m.utf8 && !fwd.opts.UTF8 {
 				t.Error("SMTPUTF8 was not passed on to the next hop")
+			}
+			if m.body8 && fwd.opts.Body != smtp.Body8BitMIME {
+				t.Errorf("next hop got BODY=%q, want 8BITMIME", fwd.opts.Body)
 			}
 			if back := e.open(t, res.id()); !bytes.Equal(back, m.data) {
 				t.Errorf("archive returned %d bytes that differ from the %d sent", len(back), len(m.data))

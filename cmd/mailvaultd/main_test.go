@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/internal/kmstest"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
 )
@@ -509,4 +510,64 @@ func TestSIGHUPReloadsUsers(t *testing.T) {
 			t.Fatal("no reload logged within 10s of SIGHUP")
 		}
 	}
+}
+
+// TestKeysRotate: after `keys rotate` and a reload, new messages are wrapped
+// under the new master key version and older messages still open.
+func TestKeysRotate(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	smtpAddr := freeAddr(t)
+	cfg := writeConfig(t, dir, smtpAddr, freeAddr(t), "")
+	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
+		t.Fatalf("keys init: %s", r.stderr)
+	}
+	d := startDaemon(t, bin, dir, "-config", cfg)
+	old := []byte("Subject: before rotation\r\n\r\nold\r\n")
+	oldID := sendOne(t, smtpAddr, old)
+	r := runCLI(t, bin, dir, "keys", "rotate", "-config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "version 2") {
+		t.Fatalf("keys rotate: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	d.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		select {
+		case line := <-d.logs.ch:
+			if strings.Contains(line, "keyring reloaded") {
+				break wait
+			}
+		case <-deadline:
+			t.Fatal("no keyring reload logged within 10s of SIGHUP")
+		}
+	}
+	newID := sendOne(t, smtpAddr, []byte("Subject: after rotation\r\n\r\nnew\r\n"))
+	for id, want := range map[string]string{oldID: "local:1", newID: "local:2"} {
+		out := filepath.Join(dir, id+".eml")
+		if r := runCLI(t, bin, dir, "get", id, "-o", out, "-config", cfg); r.code != 0 {
+			t.Fatalf("get %s after rotation: %s", id, r.stderr)
+		}
+		if kid := keyIDOf(t, dir, id); kid != want {
+			t.Errorf("message %s wrapped under %q, want %q", id, kid, want)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, oldID+".eml")); !bytes.Equal(got, old) {
+		t.Error("the message from before the rotation no longer opens byte-exact")
+	}
+}
+
+// keyIDOf reads the key id recorded in message id's metadata through the
+// fs store.
+func keyIDOf(t *testing.T, dir, id string) string {
+	t.Helper()
+	st, err := archive.NewFSStore(filepath.Join(dir, "archive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Head(context.Background(), "msg/"+id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Metadata["mv-key-id"]
 }
