@@ -150,6 +150,13 @@ Schöne Grüße — ½ € — 日本語 — 🙂
 			if err := diffBytes("mailvaultd get "+id+" vs what Postfix handed the filter", back, handed); err != nil {
 				t.Error(err)
 			}
+			raw, err := s.mv.Raw(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := diffBytes("GET /v1/messages/"+id+"/raw vs what Postfix handed the filter", raw, handed); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 

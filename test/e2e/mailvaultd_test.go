@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +70,8 @@ type daemon struct {
 	bin     string
 	Config  string // the config file
 	Listen  string // smtp.listen
+	HTTP    string // retrieval.listen
+	Token   string // an auditor's token, for the HTTP API
 	logPath string
 	env     []string
 
@@ -100,6 +104,7 @@ func newDaemon(t testing.TB, dir string, cfg daemonConfig) *daemon {
 		bin:         mailvaultdBinary(t),
 		Config:      filepath.Join(dir, "mailvaultd.yaml"),
 		Listen:      cfg.listen,
+		HTTP:        freeAddr(t),
 		logPath:     filepath.Join(dir, "mailvaultd.log"),
 		s3:          cfg.s3,
 		bucket:      cfg.bucket,
@@ -149,7 +154,7 @@ log:
   level: debug
   format: text
 `, cfg.listen, prod.SMTP.MaxMessageBytes, prod.SMTP.MaxRecipients, prod.SMTP.MaxSessions, cfg.nextHop, d.keyringPath, filepath.Join(dir, "archive"), cfg.bucket, miniotest.Region, cfg.s3.Endpoint,
-		freeAddr(t), filepath.Join(dir, "users.yaml"), filepath.Join(dir, "audit.jsonl"))
+		d.HTTP, filepath.Join(dir, "users.yaml"), filepath.Join(dir, "audit.jsonl"))
 	if err := os.WriteFile(d.Config, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +162,12 @@ log:
 	if out, err := d.run("keys", "init", "-config", d.Config); err != nil {
 		t.Fatalf("e2e: mailvaultd keys init: %v\n%s", err, out)
 	}
+	out, err := d.run("users", "add", "e2e-auditor", "-auditor", "-config", d.Config)
+	if err != nil {
+		t.Fatalf("e2e: mailvaultd users add: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	d.Token = lines[len(lines)-1]
 	t.Cleanup(d.stop)
 	return d
 }
@@ -309,6 +320,28 @@ func (d *daemon) Get(id, file string) ([]byte, error) {
 		return nil, fmt.Errorf("mailvaultd get %s: %v\n%s", id, err, out)
 	}
 	return os.ReadFile(file)
+}
+
+// Raw fetches message id over the HTTP API as the auditor.
+func (d *daemon) Raw(id string) ([]byte, error) {
+	req, err := http.NewRequest("GET", "http://"+d.HTTP+"/v1/messages/"+id+"/raw", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.Token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "message/rfc822" {
+		return nil, fmt.Errorf("GET /v1/messages/%s/raw: %d %s", id, res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	return b, nil
 }
 
 func (d *daemon) log() string {
