@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,9 +74,7 @@ func (k *pgpKeys) load(c *config.Config, log *slog.Logger) error {
 }
 
 func cmdHold(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("hold", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file")
+	fs, cfgPath := commandFlags("hold", stderr)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return exitUsage

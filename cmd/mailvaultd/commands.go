@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,9 +25,7 @@ func cmdVersion(stdout io.Writer) int {
 }
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file")
+	fs, cfgPath := commandFlags("check-config", stderr)
 	if _, err := parseArgs(fs, args); err != nil {
 		return exitUsage
 	}
@@ -48,9 +45,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 }
 
 func cmdKeys(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file (none: development defaults)")
+	fs, cfgPath := commandFlags("keys", stderr)
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return exitUsage
@@ -102,9 +97,7 @@ func devKeyring(c *config.Config, log *slog.Logger) error {
 }
 
 func cmdGet(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("get", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file (none: development defaults)")
+	fs, cfgPath := commandFlags("get", stderr)
 	outPath := fs.String("o", "", "write the message to FILE (mode 0600) instead of standard output")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
@@ -184,9 +177,7 @@ func (m *mailboxFlags) String() string     { return strings.Join(*m, ",") }
 func (m *mailboxFlags) Set(v string) error { *m = append(*m, v); return nil }
 
 func cmdUsers(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("users", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file (none: development defaults)")
+	fs, cfgPath := commandFlags("users", stderr)
 	auditor := fs.Bool("auditor", false, "the user may read every message")
 	var mailboxes mailboxFlags
 	fs.Var(&mailboxes, "mailbox", "an address whose mail the user may read (repeatable)")

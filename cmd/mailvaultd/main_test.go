@@ -197,27 +197,7 @@ func TestServeGetStop(t *testing.T) {
 	d := startDaemon(t, bin, dir, "-config", cfg)
 
 	msg := []byte("From: a@example.test\r\nTo: b@example.test\r\nSubject: cli test\r\n\r\nhello from the CLI test\r\n")
-	c, err := smtp.Dial(smtpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Mail("a@example.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("b@example.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.Write(msg)
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Quit()
-	id := archiveID(t, resp.StatusText)
+	id := sendOne(t, smtpAddr, msg)
 
 	out := filepath.Join(dir, "out.eml")
 	if r := runCLI(t, bin, dir, "get", id, "-o", out, "-config", cfg); r.code != 0 {
@@ -275,20 +255,7 @@ func TestUsersAuditAndHTTP(t *testing.T) {
 	_ = d
 
 	msg := []byte("From: a@example.test\r\nTo: bob@example.test\r\nSubject: for bob\r\n\r\nhello bob\r\n")
-	c, err := smtp.Dial(smtpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Mail("a@example.test", nil)
-	c.Rcpt("bob@example.test", nil)
-	w, _ := c.Data()
-	w.Write(msg)
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Quit()
-	id := archiveID(t, resp.StatusText)
+	id := sendOne(t, smtpAddr, msg)
 
 	get := func(tok, path string) (int, []byte) {
 		req, _ := http.NewRequest("GET", "http://"+httpAddr+path, nil)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,9 +23,7 @@ import (
 )
 
 func cmdServe(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file (none: development defaults)")
+	fs, cfgPath := commandFlags("serve", stderr)
 	if _, err := parseArgs(fs, args); err != nil {
 		return exitUsage
 	}

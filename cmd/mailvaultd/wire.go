@@ -33,6 +33,13 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// commandFlags is the flag set of subcommand name with its -config flag.
+func commandFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs, fs.String("config", "", "configuration file (none: development defaults)")
+}
+
 // loadConfig reads path, or returns the development defaults for "".
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
