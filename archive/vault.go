@@ -308,6 +308,19 @@ func (v *Vault) put(ctx context.Context, key string, data []byte, meta map[strin
 	return nil
 }
 
+// putEmpty stores empty objects under keys, concurrently: index entries
+// are independent of each other, and on a remote store each is a round
+// trip. It returns the first error.
+func (v *Vault) putEmpty(ctx context.Context, keys []string) error {
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i, key := range keys {
+		wg.Go(func() { errs[i] = v.put(ctx, key, nil, nil, false) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // readSmall reads key whole, failing if it holds more than max bytes.
 func (v *Vault) readSmall(ctx context.Context, key string, max int64) ([]byte, error) {
 	rc, err := v.store.Get(ctx, key, 0, -1)
@@ -550,11 +563,10 @@ func (d *Deposit) commit(ctx context.Context, r Record) (string, bool, error) {
 	}
 	d.written.msg = msgKey(d.id)
 
-	for _, key := range d.v.indexKeys(d.id, r.ReceivedAt, addrs) {
-		d.written.index = append(d.written.index, key)
-		if err := d.v.put(ctx, key, nil, nil, false); err != nil {
-			return "", false, err
-		}
+	keys := d.v.indexKeys(d.id, r.ReceivedAt, addrs)
+	d.written.index = keys // on failure, remove them all: deleting a missing key is fine
+	if err := d.v.putEmpty(ctx, keys); err != nil {
+		return "", false, err
 	}
 	d.state = depositCommitted
 	return d.id, false, nil
@@ -566,10 +578,8 @@ func (d *Deposit) commit(ctx context.Context, r Record) (string, bool, error) {
 // rather than answered with an id that no longer exists.
 func (d *Deposit) duplicateOf(ctx context.Context, existing string, at time.Time, addrs []string) (string, bool, error) {
 	keys := d.v.indexKeys(existing, at, addrs)
-	for _, key := range keys {
-		if err := d.v.put(ctx, key, nil, nil, false); err != nil {
-			return "", false, fmt.Errorf("index duplicate %s: %w", existing, err)
-		}
+	if err := d.v.putEmpty(ctx, keys); err != nil {
+		return "", false, fmt.Errorf("index duplicate %s: %w", existing, err)
 	}
 	if _, err := d.v.store.Head(ctx, msgKey(existing)); err != nil {
 		for _, key := range keys {
