@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -33,15 +34,22 @@ import (
 // An object file holds the object's bytes, then its metadata as a JSON
 // object, then a 16-byte trailer: the metadata length (uint64, big endian)
 // and the magic "mvobj\x00v1". Data and metadata are therefore committed by
-// one atomic rename (or link): a reader sees both or neither.
+// one atomic rename (or link): a reader sees both or neither. The one
+// exception is an empty object without metadata (the Vault's index entries):
+// its file is empty, so there is nothing in it to make durable.
 //
 // # Durability
 //
-// Commit writes the trailer, fsyncs the temporary file, creates missing
-// parent directories (fsyncing each new directory's parent), moves the file
-// into place (rename, or link(2) for IfAbsent, which fails if the name
-// exists, so two concurrent committers of one key cannot both win) and
-// fsyncs the object's directory.
+// Commit writes the trailer, fsyncs the temporary file (unless it is empty),
+// creates missing parent directories (syncing each new directory's parent),
+// moves the file into place (rename, or link(2) for IfAbsent, which fails if
+// the name exists, so two concurrent committers of one key cannot both win)
+// and syncs the object's directory. When Commit returns, the object's bytes,
+// metadata and name survive a power cut.
+//
+// Directory syncs are shared: concurrent Commits into one directory (msg/,
+// fp/ and all/ take every message) wait for one fsync of it that began
+// after their rename, instead of running one each in turn (see syncDir).
 //
 // # Crashes
 //
@@ -56,6 +64,7 @@ type FSStore struct {
 	dir     string
 	objects string
 	tmp     string
+	dirs    dirSyncs
 }
 
 var (
@@ -159,8 +168,13 @@ func (s *FSStore) Create(ctx context.Context, key string) (ObjectWriter, error) 
 	if err != nil {
 		return nil, fmt.Errorf("archive: create %s: %w", key, err)
 	}
-	return &fsWriter{s: s, key: key, f: f, bw: bufio.NewWriterSize(f, fsWriteBuffer)}, nil
+	return &fsWriter{s: s, key: key, f: f}, nil
 }
+
+// fsWriteBuffers are the write buffers of objects being written, reused: a
+// message takes six objects, most of them a few bytes or none, and a buffer
+// each would be most of what a delivery allocates.
+var fsWriteBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, fsWriteBuffer) }}
 
 var errWriterFinished = errors.New("archive: object already committed or aborted")
 
@@ -170,15 +184,35 @@ type fsWriter struct {
 	s    *FSStore
 	key  string
 	f    *os.File
-	bw   *bufio.Writer
+	bw   *bufio.Writer // from fsWriteBuffers at the first write; nil after
+	n    int64         // bytes written
 	done bool
+}
+
+// buffer returns the writer's buffer, taking one from the pool if needed.
+func (w *fsWriter) buffer() *bufio.Writer {
+	if w.bw == nil {
+		w.bw = fsWriteBuffers.Get().(*bufio.Writer)
+		w.bw.Reset(w.f)
+	}
+	return w.bw
+}
+
+// releaseBuffer gives the buffer back (its content is dropped).
+func (w *fsWriter) releaseBuffer() {
+	if w.bw != nil {
+		w.bw.Reset(nil)
+		fsWriteBuffers.Put(w.bw)
+		w.bw = nil
+	}
 }
 
 func (w *fsWriter) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errWriterFinished
 	}
-	n, err := w.bw.Write(p)
+	n, err := w.buffer().Write(p)
+	w.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("archive: write %s: %w", w.key, err)
 	}
@@ -194,6 +228,7 @@ func (w *fsWriter) Commit(ctx context.Context, meta map[string]string, ifAbsent 
 	w.done = true
 	tmpName := w.f.Name()
 	defer func() {
+		w.releaseBuffer()
 		if err != nil {
 			w.f.Close()
 			os.Remove(tmpName)
@@ -206,27 +241,15 @@ func (w *fsWriter) Commit(ctx context.Context, meta map[string]string, ifAbsent 
 	if err := ValidateMetadata(meta); err != nil {
 		return err
 	}
-	if meta == nil {
-		meta = map[string]string{}
-	}
-	mb, err := json.Marshal(meta)
-	if err != nil {
-		return err
-	}
-	var trailer [fsTrailerSize]byte
-	binary.BigEndian.PutUint64(trailer[:8], uint64(len(mb)))
-	copy(trailer[8:], fsTrailerMagic)
-	if _, err := w.bw.Write(mb); err != nil {
-		return err
-	}
-	if _, err := w.bw.Write(trailer[:]); err != nil {
-		return err
-	}
-	if err := w.bw.Flush(); err != nil {
-		return err
-	}
-	if err := w.f.Sync(); err != nil {
-		return err
+	// An empty object without metadata stays an empty file: no data to
+	// sync, only its name (the directory sync below).
+	if w.n > 0 || len(meta) > 0 {
+		if err := w.writeTrailer(meta); err != nil {
+			return err
+		}
+		if err := w.f.Sync(); err != nil {
+			return err
+		}
 	}
 	if err := w.f.Close(); err != nil {
 		return err
@@ -250,7 +273,29 @@ func (w *fsWriter) Commit(ctx context.Context, meta map[string]string, ifAbsent 
 	} else if err := os.Rename(tmpName, final); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(final))
+	return w.s.syncDir(filepath.Dir(final))
+}
+
+// writeTrailer appends the metadata and the trailer and flushes the buffer.
+func (w *fsWriter) writeTrailer(meta map[string]string) error {
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	mb, err := json.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	var trailer [fsTrailerSize]byte
+	binary.BigEndian.PutUint64(trailer[:8], uint64(len(mb)))
+	copy(trailer[8:], fsTrailerMagic)
+	bw := w.buffer()
+	if _, err := bw.Write(mb); err != nil {
+		return err
+	}
+	if _, err := bw.Write(trailer[:]); err != nil {
+		return err
+	}
+	return bw.Flush()
 }
 
 // Abort removes the temporary file. It is a no-op after Commit or Abort.
@@ -259,6 +304,7 @@ func (w *fsWriter) Abort() error {
 		return nil
 	}
 	w.done = true
+	w.releaseBuffer()
 	w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("archive: abort %s: %w", w.key, err)
@@ -277,7 +323,7 @@ func (s *FSStore) makeParents(key string) error {
 		err := os.Mkdir(dir, 0o700)
 		switch {
 		case err == nil:
-			if err := syncDir(parent); err != nil {
+			if err := s.syncDir(parent); err != nil {
 				return err
 			}
 		case errors.Is(err, fs.ErrExist):
@@ -288,8 +334,101 @@ func (s *FSStore) makeParents(key string) error {
 	return nil
 }
 
-// syncDir makes the entries of dir durable.
-func syncDir(dir string) error {
+// syncDir makes the entries dir holds when it is called durable: it returns
+// once an fsync of dir that began after the call has completed.
+//
+// Concurrent callers share fsyncs (group commit). A caller that arrives while
+// a sync of dir is running cannot count on it (it may have begun before the
+// caller's rename), so it waits for that sync to end and then joins the next
+// round together with everyone else who arrived meanwhile; the first of them
+// runs it. However many commit into one directory at once, each waits for at
+// most two fsyncs of it, and the disk sees about one per round instead of
+// one per object.
+func (s *FSStore) syncDir(dir string) error {
+	d := s.dirs.acquire(dir)
+	defer s.dirs.release(dir, d)
+	d.mu.Lock()
+	r := d.next
+	if r == nil {
+		r = &syncRound{done: make(chan struct{})}
+		d.next = r
+	}
+	r.joined++
+	for d.running && d.next == r {
+		d.cond.Wait()
+	}
+	if r.started {
+		d.mu.Unlock()
+		<-r.done
+		return r.err
+	}
+	r.started = true
+	d.next = nil
+	d.running = true
+	d.mu.Unlock()
+
+	r.err = fsyncDirHook(dir)
+	close(r.done)
+
+	d.mu.Lock()
+	d.running = false
+	d.cond.Broadcast()
+	d.mu.Unlock()
+	return r.err
+}
+
+// dirSyncs holds the sync state of the directories being synced.
+type dirSyncs struct {
+	mu sync.Mutex
+	m  map[string]*dirSync
+}
+
+type dirSync struct {
+	refs int // callers using it; under dirSyncs.mu
+
+	mu      sync.Mutex
+	cond    sync.Cond  // signalled when a round ends
+	running bool       // a round's fsync is in progress
+	next    *syncRound // the round that callers arriving now join
+}
+
+// syncRound is one fsync of a directory and the callers waiting for it.
+type syncRound struct {
+	joined  int           // callers waiting for it; under dirSync.mu
+	started bool          // under dirSync.mu
+	done    chan struct{} // closed when err is set
+	err     error
+}
+
+func (ds *dirSyncs) acquire(dir string) *dirSync {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.m == nil {
+		ds.m = make(map[string]*dirSync)
+	}
+	d := ds.m[dir]
+	if d == nil {
+		d = &dirSync{}
+		d.cond.L = &d.mu
+		ds.m[dir] = d
+	}
+	d.refs++
+	return d
+}
+
+func (ds *dirSyncs) release(dir string, d *dirSync) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if d.refs--; d.refs == 0 {
+		delete(ds.m, dir)
+	}
+}
+
+// fsyncDirHook is fsyncDir; tests count and hold its calls.
+var fsyncDirHook = fsyncDir
+
+// fsyncDir fsyncs the directory dir.
+func fsyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -305,6 +444,7 @@ func syncDir(dir string) error {
 type fsObject struct {
 	size     int64 // object bytes
 	metaLen  int64
+	bare     bool // an empty file: an empty object without metadata
 	modified time.Time
 }
 
@@ -335,6 +475,10 @@ func readTrailer(f *os.File) (fsObject, error) {
 		return fsObject{}, err
 	}
 	total := st.Size()
+	if st.Mode().IsRegular() && total == 0 {
+		// An empty object without metadata (see Commit).
+		return fsObject{bare: true, modified: st.ModTime()}, nil
+	}
 	if !st.Mode().IsRegular() || total < fsTrailerSize {
 		return fsObject{}, fmt.Errorf("corrupt object file %s: no trailer", f.Name())
 	}
@@ -398,11 +542,14 @@ func (s *FSStore) Head(ctx context.Context, key string) (ObjectInfo, error) {
 		return ObjectInfo{}, wrapKeyErr("head", key, err)
 	}
 	defer f.Close()
+	meta := map[string]string{}
+	if obj.bare {
+		return ObjectInfo{Key: key, Size: obj.size, Metadata: meta, Modified: obj.modified}, nil
+	}
 	mb := make([]byte, obj.metaLen)
 	if _, err := f.ReadAt(mb, obj.size); err != nil {
 		return ObjectInfo{}, fmt.Errorf("archive: head %s: %w", key, err)
 	}
-	meta := map[string]string{}
 	if err := json.Unmarshal(mb, &meta); err != nil {
 		return ObjectInfo{}, fmt.Errorf("archive: head %s: corrupt metadata: %w", key, err)
 	}
@@ -427,7 +574,7 @@ func (s *FSStore) Delete(ctx context.Context, key string) error {
 		}
 		return fmt.Errorf("archive: delete %s: %w", key, err)
 	}
-	if err := syncDir(filepath.Dir(p)); err != nil {
+	if err := s.syncDir(filepath.Dir(p)); err != nil {
 		return fmt.Errorf("archive: delete %s: %w", key, err)
 	}
 	return nil
