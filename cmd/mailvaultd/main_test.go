@@ -538,3 +538,49 @@ func keyIDOf(t *testing.T, dir, id string) string {
 	}
 	return info.Metadata["mv-key-id"]
 }
+
+// TestSystemdNotify runs the daemon as systemd would for Type=notify with a
+// watchdog: it must send READY=1 once it serves, WATCHDOG=1 pings within the
+// interval, and STOPPING=1 on SIGTERM.
+func TestSystemdNotify(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, freeAddr(t), freeAddr(t), "")
+	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
+		t.Fatalf("keys init: %s", r.stderr)
+	}
+	sock := filepath.Join(dir, "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "400000") // 0.4 s: pings every 0.2 s
+	d := startDaemon(t, bin, dir, "-config", cfg)
+
+	got := map[string]int{}
+	read := func(until string) {
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 4096)
+		for got[until] == 0 {
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("waiting for %s (so far %v): %v", until, got, err)
+			}
+			for _, f := range strings.Split(string(buf[:n]), "\n") {
+				got[f]++
+			}
+		}
+	}
+	read("READY=1")
+	for range 2 { // two pings, each within the deadline
+		delete(got, "WATCHDOG=1")
+		read("WATCHDOG=1")
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	read("STOPPING=1")
+	if err := d.cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+}
