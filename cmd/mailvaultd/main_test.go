@@ -584,3 +584,66 @@ func TestSystemdNotify(t *testing.T) {
 		t.Errorf("exit after SIGTERM: %v", err)
 	}
 }
+
+// TestSIGTERMDrains: a transaction in progress when SIGTERM arrives is
+// finished and answered 250; new connections are no longer accepted.
+func TestSIGTERMDrains(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	smtpAddr := freeAddr(t)
+	cfg := writeConfig(t, dir, smtpAddr, freeAddr(t), "")
+	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
+		t.Fatalf("keys init: %s", r.stderr)
+	}
+	d := startDaemon(t, bin, dir, "-config", cfg)
+	c, err := smtp.Dial(smtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("a@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.test", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("Subject: in flight\r\n\r\nfirst half\r\n"))
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	// The daemon stops listening before it waits for us.
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		select {
+		case line := <-d.logs.ch:
+			if strings.Contains(line, "shutting down") {
+				break wait
+			}
+		case <-deadline:
+			t.Fatal("no shutdown logged within 10s of SIGTERM")
+		}
+	}
+	// The listener closes right after that line; within a bound, new
+	// connections must be refused.
+	for stop := time.Now().Add(5 * time.Second); ; {
+		conn, err := net.DialTimeout("tcp", smtpAddr, time.Second)
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Now().After(stop) {
+			t.Fatal("new connections still accepted 5s after SIGTERM")
+		}
+	}
+	w.Write([]byte("second half\r\n"))
+	resp, err := w.CloseWithResponse()
+	if err != nil || !strings.Contains(resp.StatusText, "archived as") {
+		t.Fatalf("the transaction in flight at SIGTERM: %v %v, want 250 archived", resp, err)
+	}
+	if err := d.cmd.Wait(); err != nil {
+		t.Errorf("exit after draining: %v", err)
+	}
+}
