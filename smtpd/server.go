@@ -164,6 +164,8 @@ type session struct {
 	group   rcptGroup
 	pgpKeys []*openpgp.Recipient
 
+	inTx bool // counted in Server.inflight
+
 	// dataDone is closed when the Data in progress returns. With BDAT,
 	// go-smtp runs Data in a goroutine of its own and calls Reset or Logout
 	// while it runs (RSET, EHLO, QUIT, a chunk over the size limit, a lost
@@ -199,10 +201,14 @@ func (ss *session) classify(to string) (rcptGroup, *openpgp.Recipient, error) {
 
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	ss.Reset()
+	if err := ss.beginTx(); err != nil {
+		return err
+	}
 	ss.env.From = from
 	ss.env.Opts = opts
 	if ss.hop != nil {
 		if err := ss.hop.mail(from, opts); err != nil {
+			ss.endTx()
 			ss.s.log.Warn("next hop refused MAIL FROM", "remote", ss.remote, "err", err)
 			return nextHopReply(err)
 		}
@@ -238,15 +244,6 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	ss.dataDone = done
 	ss.dataMu.Unlock()
 	defer close(done)
-
-	ss.s.mu.Lock()
-	if ss.s.closing {
-		ss.s.mu.Unlock()
-		return replyShuttingDown
-	}
-	ss.s.inflight.Add(1)
-	ss.s.mu.Unlock()
-	defer ss.s.inflight.Done()
 
 	start := time.Now()
 	var out outcome
@@ -334,8 +331,31 @@ func (ss *session) waitData() {
 	}
 }
 
+// beginTx counts a transaction as in flight from MAIL FROM until it ends,
+// so that Shutdown lets it finish; once shutting down, no new one starts.
+// (Counting only from Data would miss a transaction between go-smtp's 354
+// and its call of Data.)
+func (ss *session) beginTx() error {
+	ss.s.mu.Lock()
+	defer ss.s.mu.Unlock()
+	if ss.s.closing {
+		return replyShuttingDown
+	}
+	ss.s.inflight.Add(1)
+	ss.inTx = true
+	return nil
+}
+
+func (ss *session) endTx() {
+	if ss.inTx {
+		ss.inTx = false
+		ss.s.inflight.Done()
+	}
+}
+
 func (ss *session) Reset() {
 	ss.waitData()
+	ss.endTx()
 	ss.env = Envelope{}
 	ss.group, ss.pgpKeys = groupNone, nil
 	if ss.hop != nil {
@@ -345,6 +365,7 @@ func (ss *session) Reset() {
 
 func (ss *session) Logout() error {
 	ss.waitData()
+	ss.endTx()
 	if ss.hop != nil {
 		ss.hop.quit()
 	}

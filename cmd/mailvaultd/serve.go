@@ -100,6 +100,10 @@ func cmdServe(args []string, stderr io.Writer) int {
 			}
 		}()
 	}
+	// Handle signals before announcing readiness: a SIGTERM right after
+	// READY=1 must drain, not kill.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	smtpDone := make(chan error, 1)
 	go func() { smtpDone <- srv.Serve(smtpLn) }()
 
@@ -113,8 +117,6 @@ func cmdServe(args []string, stderr io.Writer) int {
 	stopWatchdog := startWatchdog()
 	defer stopWatchdog()
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	for {
 		select {
 		case err := <-smtpDone:
