@@ -342,14 +342,15 @@ func TestDevelopmentDefaults(t *testing.T) {
 	}
 }
 
-// sendOne delivers msg over SMTP and returns the archive id from the reply.
-func sendOne(t *testing.T, addr string, msg []byte) string {
+// beginData opens a transaction from a@example.test to bob@example.test and
+// returns the client (closed at cleanup) and the DATA writer.
+func beginData(t *testing.T, addr string) (*smtp.Client, *smtp.DataCommand) {
 	t.Helper()
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	if err := c.Mail("a@example.test", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -360,6 +361,13 @@ func sendOne(t *testing.T, addr string, msg []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, w
+}
+
+// sendOne delivers msg over SMTP and returns the archive id from the reply.
+func sendOne(t *testing.T, addr string, msg []byte) string {
+	t.Helper()
+	c, w := beginData(t, addr)
 	w.Write(msg)
 	resp, err := w.CloseWithResponse()
 	if err != nil {
@@ -596,21 +604,7 @@ func TestSIGTERMDrains(t *testing.T) {
 		t.Fatalf("keys init: %s", r.stderr)
 	}
 	d := startDaemon(t, bin, dir, "-config", cfg)
-	c, err := smtp.Dial(smtpAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Mail("a@example.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Rcpt("b@example.test", nil); err != nil {
-		t.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, w := beginData(t, smtpAddr)
 	w.Write([]byte("Subject: in flight\r\n\r\nfirst half\r\n"))
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	// The daemon stops listening before it waits for us.
