@@ -178,4 +178,36 @@ func TestSealedMessagesInBucket(t *testing.T) {
 	if _, err := sealer.Unwrap(ctx, keys, meta); !errors.Is(err, sealer.ErrDecrypt) || awskms.KindOf(err) != awskms.KindBadCiphertext {
 		t.Fatalf("unwrap under another message's context: %v", err)
 	}
+
+	// A wrapped key copied onto another message's object does not decrypt
+	// it: alone, KMS refuses it under that object's context; with its own
+	// context (and key id) too, it unwraps, but to a key that does not open
+	// the other object's ciphertext.
+	copied := maps.Clone(other.Metadata)
+	copied["mv-wrapped-key"] = info.Metadata["mv-wrapped-key"]
+	meta, err = sealer.ParseMetadata(copied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sealer.Unwrap(ctx, keys, meta); !errors.Is(err, sealer.ErrDecrypt) {
+		t.Fatalf("m02's wrapped key on m03: unwrap gave %v, want ErrDecrypt", err)
+	}
+	for _, k := range []string{"mv-wrapped-key", "mv-key-id", "mv-context"} {
+		copied[k] = info.Metadata[k]
+	}
+	meta, err = sealer.ParseMetadata(copied)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, err := sealer.Unwrap(ctx, keys, meta)
+	if err != nil {
+		t.Fatalf("unwrap of m02's own key fields: %v", err)
+	}
+	defer dk.Clear()
+	src := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+		return store.Get(ctx, "msg/m03", off, n)
+	}
+	if _, err := sealer.Open(ctx, src, other.Size, meta, dk, "message"); !errors.Is(err, sealer.ErrDecrypt) {
+		t.Fatalf("m03's ciphertext under m02's key: %v, want ErrDecrypt", err)
+	}
 }
