@@ -2,32 +2,11 @@ package smtpd
 
 import (
 	"fmt"
-	"io"
 	"net"
 	"testing"
 
 	"github.com/emersion/go-smtp"
 )
-
-// benchSend delivers one generated message of size bytes to addr.
-func benchSend(b *testing.B, c *smtp.Client, size int64) {
-	if err := c.Mail("a@example.test", nil); err != nil {
-		b.Fatal(err)
-	}
-	if err := c.Rcpt("b@example.test", nil); err != nil {
-		b.Fatal(err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.Copy(w, newMessageReader(size)); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		b.Fatal(err)
-	}
-}
 
 // BenchmarkPipeline compares mailvaultd (store-only, fs archive, local
 // keyring) with a bare go-smtp server that only reads the data: the cost of
@@ -50,7 +29,7 @@ func runBench(b *testing.B, addr string, size int64) {
 	b.SetBytes(size)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		benchSend(b, c, size)
+		streamMessage(b, c, "a@example.test", newMessageReader(size))
 	}
 }
 

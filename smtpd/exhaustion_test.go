@@ -452,24 +452,7 @@ func TestMIMEBombs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if err := c.Mail("bomb@example.test", nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Rcpt("b@example.test", nil); err != nil {
-				t.Fatal(err)
-			}
-			w, err := c.Data()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.Copy(w, m); err != nil {
-				t.Fatal(err)
-			}
-			resp, err := w.CloseWithResponse()
-			if err != nil {
-				t.Fatalf("reply to a %d-byte bomb: %v", m.n, err)
-			}
-			id = (sendResult{text: resp.StatusText}).id()
+			id = streamMessage(t, c, "bomb@example.test", m)
 		})
 		if id == "" {
 			t.Fatal("no archive id in the reply")

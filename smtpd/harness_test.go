@@ -377,6 +377,31 @@ func replyOf(err error) sendResult {
 	return sendResult{err: err}
 }
 
+// streamMessage runs one transaction on c from from to b@example.test with
+// the body streamed from r, and returns the archive id of the 250 ("" when
+// the reply names none, as a bare server's does). Any failure fails tb.
+func streamMessage(tb testing.TB, c *smtp.Client, from string, r io.Reader) string {
+	tb.Helper()
+	if err := c.Mail(from, nil); err != nil {
+		tb.Fatal(err)
+	}
+	if err := c.Rcpt("b@example.test", nil); err != nil {
+		tb.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := w.CloseWithResponse()
+	if err != nil {
+		tb.Fatalf("reply to the end of DATA: %v", err)
+	}
+	return (sendResult{text: resp.StatusText}).id()
+}
+
 // sendRaw runs one transaction writing data to the socket exactly as
 // given (the caller does any dot-stuffing), so tests can send what a
 // well-behaved client library would have corrected. It returns the reply

@@ -5,7 +5,6 @@ import (
 	"net"
 	"runtime"
 	"runtime/metrics"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,22 +107,8 @@ func TestMemoryDoesNotGrowWithMessageSize(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if err := c.Mail("a@example.test", nil); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Rcpt("b@example.test", nil); err != nil {
-				t.Fatal(err)
-			}
-			w, err := c.Data()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := io.Copy(w, newMessageReader(size)); err != nil {
-				t.Fatal(err)
-			}
-			resp, err := w.CloseWithResponse()
-			if err != nil || !strings.Contains(resp.StatusText, "archived as") {
-				t.Fatalf("relay of %d bytes: %v %v", size, resp, err)
+			if id := streamMessage(t, c, "a@example.test", newMessageReader(size)); id == "" {
+				t.Fatalf("relay of %d bytes: no archive id in the reply", size)
 			}
 		})
 	}
