@@ -159,20 +159,8 @@ func startDaemon(t *testing.T, bin, dir string, args ...string) *runningDaemon {
 			d.cmd.Wait()
 		}
 	})
-	// Ready when it says so.
-	deadline := time.After(30 * time.Second)
-	for {
-		select {
-		case line := <-d.logs.ch:
-			if strings.Contains(line, "mailvaultd ready") {
-				return d
-			}
-		case <-d.logs.done:
-			t.Fatal("daemon exited before it was ready")
-		case <-deadline:
-			t.Fatal("daemon not ready after 30s")
-		}
-	}
+	d.waitLog(t, "mailvaultd ready", 30*time.Second) // ready when it says so
+	return d
 }
 
 // archiveID takes the id from "2.0.0 Ok: archived as <id>".
@@ -186,14 +174,53 @@ func archiveID(t *testing.T, reply string) string {
 	return reply[i+len(p):]
 }
 
-func TestServeGetStop(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	smtpAddr := freeAddr(t)
-	cfg := writeConfig(t, dir, smtpAddr, freeAddr(t), "")
-	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
+// setup is a built binary and a directory with a config on free loopback
+// ports and a keyring made by `keys init`.
+type setup struct {
+	bin, dir, cfg      string
+	smtpAddr, httpAddr string
+}
+
+func newSetup(t *testing.T) setup {
+	t.Helper()
+	s := setup{bin: buildBinary(t), dir: t.TempDir(), smtpAddr: freeAddr(t), httpAddr: freeAddr(t)}
+	s.cfg = writeConfig(t, s.dir, s.smtpAddr, s.httpAddr, "")
+	if r := runCLI(t, s.bin, s.dir, "keys", "init", "-config", s.cfg); r.code != 0 {
 		t.Fatalf("keys init: %s", r.stderr)
 	}
+	return s
+}
+
+// waitLog waits up to limit for a daemon log line containing want.
+func (d *runningDaemon) waitLog(t *testing.T, want string, limit time.Duration) {
+	t.Helper()
+	deadline := time.After(limit)
+	for {
+		select {
+		case line := <-d.logs.ch:
+			if strings.Contains(line, want) {
+				return
+			}
+		case <-d.logs.done:
+			for {
+				select {
+				case line := <-d.logs.ch: // lines logged just before the exit
+					if strings.Contains(line, want) {
+						return
+					}
+				default:
+					t.Fatalf("daemon exited without logging %q", want)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("daemon did not log %q within %v", want, limit)
+		}
+	}
+}
+
+func TestServeGetStop(t *testing.T) {
+	st := newSetup(t)
+	bin, dir, cfg, smtpAddr := st.bin, st.dir, st.cfg, st.smtpAddr
 	d := startDaemon(t, bin, dir, "-config", cfg)
 
 	msg := []byte("From: a@example.test\r\nTo: b@example.test\r\nSubject: cli test\r\n\r\nhello from the CLI test\r\n")
@@ -228,13 +255,8 @@ func TestServeGetStop(t *testing.T) {
 }
 
 func TestUsersAuditAndHTTP(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	smtpAddr, httpAddr := freeAddr(t), freeAddr(t)
-	cfg := writeConfig(t, dir, smtpAddr, httpAddr, "")
-	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
-		t.Fatalf("keys init: %s", r.stderr)
-	}
+	st := newSetup(t)
+	bin, dir, cfg, smtpAddr, httpAddr := st.bin, st.dir, st.cfg, st.smtpAddr, st.httpAddr
 	r := runCLI(t, bin, dir, "users", "add", "bob", "-mailbox", "Bob@Example.test", "-config", cfg)
 	if r.code != 0 {
 		t.Fatalf("users add: %d %s", r.code, r.stderr)
@@ -443,13 +465,8 @@ func TestS3KMSAndLegalHold(t *testing.T) {
 // TestSIGHUPReloadsUsers adds a user while the daemon runs: the token works
 // after SIGHUP, without a restart.
 func TestSIGHUPReloadsUsers(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	httpAddr := freeAddr(t)
-	cfg := writeConfig(t, dir, freeAddr(t), httpAddr, "")
-	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
-		t.Fatalf("keys init: %s", r.stderr)
-	}
+	st := newSetup(t)
+	bin, dir, cfg, httpAddr := st.bin, st.dir, st.cfg, st.httpAddr
 	d := startDaemon(t, bin, dir, "-config", cfg)
 	r := runCLI(t, bin, dir, "users", "add", "auditor", "-auditor", "-config", cfg)
 	if r.code != 0 {
@@ -471,32 +488,17 @@ func TestSIGHUPReloadsUsers(t *testing.T) {
 		t.Fatalf("before SIGHUP: %d, want 401", s)
 	}
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case line := <-d.logs.ch:
-			if strings.Contains(line, "users file reloaded") {
-				if s := status(); s != 200 {
-					t.Fatalf("after SIGHUP: %d, want 200", s)
-				}
-				return
-			}
-		case <-deadline:
-			t.Fatal("no reload logged within 10s of SIGHUP")
-		}
+	d.waitLog(t, "users file reloaded", 10*time.Second)
+	if s := status(); s != 200 {
+		t.Fatalf("after SIGHUP: %d, want 200", s)
 	}
 }
 
 // TestKeysRotate: after `keys rotate` and a reload, new messages are wrapped
 // under the new master key version and older messages still open.
 func TestKeysRotate(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	smtpAddr := freeAddr(t)
-	cfg := writeConfig(t, dir, smtpAddr, freeAddr(t), "")
-	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
-		t.Fatalf("keys init: %s", r.stderr)
-	}
+	st := newSetup(t)
+	bin, dir, cfg, smtpAddr := st.bin, st.dir, st.cfg, st.smtpAddr
 	d := startDaemon(t, bin, dir, "-config", cfg)
 	old := []byte("Subject: before rotation\r\n\r\nold\r\n")
 	oldID := sendOne(t, smtpAddr, old)
@@ -505,18 +507,7 @@ func TestKeysRotate(t *testing.T) {
 		t.Fatalf("keys rotate: %d %q %q", r.code, r.stdout, r.stderr)
 	}
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	deadline := time.After(10 * time.Second)
-wait:
-	for {
-		select {
-		case line := <-d.logs.ch:
-			if strings.Contains(line, "keyring reloaded") {
-				break wait
-			}
-		case <-deadline:
-			t.Fatal("no keyring reload logged within 10s of SIGHUP")
-		}
-	}
+	d.waitLog(t, "keyring reloaded", 10*time.Second)
 	newID := sendOne(t, smtpAddr, []byte("Subject: after rotation\r\n\r\nnew\r\n"))
 	for id, want := range map[string]string{oldID: "local:1", newID: "local:2"} {
 		out := filepath.Join(dir, id+".eml")
@@ -551,12 +542,8 @@ func keyIDOf(t *testing.T, dir, id string) string {
 // watchdog: it must send READY=1 once it serves, WATCHDOG=1 pings within the
 // interval, and STOPPING=1 on SIGTERM.
 func TestSystemdNotify(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	cfg := writeConfig(t, dir, freeAddr(t), freeAddr(t), "")
-	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
-		t.Fatalf("keys init: %s", r.stderr)
-	}
+	st := newSetup(t)
+	bin, dir, cfg := st.bin, st.dir, st.cfg
 	sock := filepath.Join(dir, "notify.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
@@ -596,30 +583,14 @@ func TestSystemdNotify(t *testing.T) {
 // TestSIGTERMDrains: a transaction in progress when SIGTERM arrives is
 // finished and answered 250; new connections are no longer accepted.
 func TestSIGTERMDrains(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	smtpAddr := freeAddr(t)
-	cfg := writeConfig(t, dir, smtpAddr, freeAddr(t), "")
-	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
-		t.Fatalf("keys init: %s", r.stderr)
-	}
+	st := newSetup(t)
+	bin, dir, cfg, smtpAddr := st.bin, st.dir, st.cfg, st.smtpAddr
 	d := startDaemon(t, bin, dir, "-config", cfg)
 	_, w := beginData(t, smtpAddr)
 	w.Write([]byte("Subject: in flight\r\n\r\nfirst half\r\n"))
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	// The daemon stops listening before it waits for us.
-	deadline := time.After(10 * time.Second)
-wait:
-	for {
-		select {
-		case line := <-d.logs.ch:
-			if strings.Contains(line, "shutting down") {
-				break wait
-			}
-		case <-deadline:
-			t.Fatal("no shutdown logged within 10s of SIGTERM")
-		}
-	}
+	d.waitLog(t, "shutting down", 10*time.Second)
 	// The listener closes right after that line; within a bound, new
 	// connections must be refused.
 	for stop := time.Now().Add(5 * time.Second); ; {
