@@ -86,15 +86,21 @@ func sink(args []string) error {
 	fs := flag.NewFlagSet("sink", flag.ExitOnError)
 	listen := fs.String("listen", "127.0.0.1:2526", "address to listen on")
 	fs.Parse(args)
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return discard{}, nil }))
-	srv.Domain = "sink.test"
+	return serveUntilSignal(*listen, "sink.test", func() smtp.Session { return discard{} })
+}
+
+// serveUntilSignal runs a go-smtp server with sessions from newSession on
+// listen until SIGTERM or SIGINT.
+func serveUntilSignal(listen, domain string, newSession func() smtp.Session) error {
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return newSession(), nil }))
+	srv.Domain = domain
 	srv.MaxMessageBytes = 1 << 31
 	srv.MaxRecipients = 1000
 	srv.MaxLineLength = 64 << 10
 	srv.EnableSMTPUTF8 = true
 	srv.ReadTimeout = 5 * time.Minute
 	srv.WriteTimeout = 5 * time.Minute
-	l, err := net.Listen("tcp", *listen)
+	l, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
@@ -123,25 +129,7 @@ func relay(args []string) error {
 	listen := fs.String("listen", "127.0.0.1:10025", "address to listen on")
 	nextHop := fs.String("next-hop", "127.0.0.1:10026", "where to pass messages on")
 	fs.Parse(args)
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &relaySession{hop: *nextHop}, nil }))
-	srv.Domain = "relay.test"
-	srv.MaxMessageBytes = 1 << 31
-	srv.MaxRecipients = 1000
-	srv.MaxLineLength = 64 << 10
-	srv.EnableSMTPUTF8 = true
-	srv.ReadTimeout = 5 * time.Minute
-	srv.WriteTimeout = 5 * time.Minute
-	l, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	go func() { <-sigs; l.Close() }()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, smtp.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return serveUntilSignal(*listen, "relay.test", func() smtp.Session { return &relaySession{hop: *nextHop} })
 }
 
 // relaySession passes one session's transactions on over one connection.
