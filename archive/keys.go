@@ -52,10 +52,10 @@ func ValidateKey(key string) error {
 	return nil
 }
 
-// validatePrefix checks a List prefix: the characters of a key, and every
+// ValidatePrefix checks a List prefix: the characters of a key, and every
 // complete segment (before the last '/') a valid one. The trailing partial
 // segment only filters names; it never becomes a path.
-func validatePrefix(prefix string) error {
+func ValidatePrefix(prefix string) error {
 	if len(prefix) > MaxKeyBytes {
 		return fmt.Errorf("%w prefix %s: longer than %d bytes", ErrInvalidKey, quoteShort(prefix), MaxKeyBytes)
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/mailvault/mailvaultd/mime"
+	"github.com/mailvault/mailvaultd/partmap"
 )
 
 // ManifestVersion is the version of the manifest encoding.
@@ -25,8 +25,8 @@ type Manifest struct {
 	From       string      `json:"from"` // envelope sender, "" for the null sender
 	To         []string    `json:"to"`   // envelope recipients
 	Size       int64       `json:"size"` // bytes as received
-	Header     mime.Header `json:"header"`
-	Parts      []mime.Part `json:"parts"`
+	Header     partmap.Header `json:"header"`
+	Parts      []partmap.Part `json:"parts"`
 	Broken     string      `json:"broken,omitempty"`
 }
 

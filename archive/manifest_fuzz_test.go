@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvaultd/archive"
-	"github.com/mailvault/mailvaultd/mime"
+	"github.com/mailvault/mailvaultd/partmap"
 )
 
 // FuzzDecodeManifest treats arbitrary bytes as an opened manifest. (A
@@ -84,17 +84,17 @@ func seedManifests() []*archive.Manifest {
 	at := time.Date(2026, 11, 23, 11, 52, 0, 123456789, time.UTC)
 	return []*archive.Manifest{
 		{ID: archive.NewID(at), ReceivedAt: at, From: "a@example.test", To: []string{"b@example.test"}, Size: 120,
-			Header: mime.Header{From: "A <a@example.test>", Subject: "hello", MessageID: "<1@example.test>"},
-			Parts:  []mime.Part{{Index: 0, Path: "1", ContentType: "text/plain", Charset: "utf-8", Offset: 60, Length: 60, DecodedSize: 60}}},
+			Header: partmap.Header{From: "A <a@example.test>", Subject: "hello", MessageID: "<1@example.test>"},
+			Parts:  []partmap.Part{{Index: 0, Path: "1", ContentType: "text/plain", Charset: "utf-8", Offset: 60, Length: 60, DecodedSize: 60}}},
 		{ID: archive.NewID(at), ReceivedAt: at, From: "", To: []string{"b@example.test", "用户@例子.test"}, Size: 5000,
-			Header: mime.Header{Subject: "Grüße"},
-			Parts: []mime.Part{
+			Header: partmap.Header{Subject: "Grüße"},
+			Parts: []partmap.Part{
 				{Index: 0, Path: "1.1", ContentType: "text/plain", Offset: 200, Length: 100, DecodedSize: 100},
 				{Index: 1, Path: "1.2", ContentType: "text/html", TransferEncoding: "quoted-printable", Offset: 400, Length: 200, DecodedSize: 180},
 				{Index: 2, Path: "2", ContentType: "application/pdf", TransferEncoding: "base64", Disposition: "attachment",
 					Filename: "report.pdf", Offset: 700, Length: 4200, DecodedSize: 3100},
 			}},
 		{ID: archive.NewID(at), ReceivedAt: at, Size: 0, Broken: "unterminated multipart",
-			Parts: []mime.Part{{Path: "1", ContentType: "application/octet-stream"}}},
+			Parts: []partmap.Part{{Path: "1", ContentType: "application/octet-stream"}}},
 	}
 }

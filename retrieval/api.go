@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	stdmime "mime"
+	"mime"
 	"net/http"
 	"net/url"
 	"path"
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvaultd/archive"
-	"github.com/mailvault/mailvaultd/mime"
+	"github.com/mailvault/mailvaultd/partmap"
 )
 
 // listItem is one message of GET /v1/messages.
@@ -25,8 +25,8 @@ type listItem struct {
 	To         []string    `json:"to"`
 	Subject    string      `json:"subject"`
 	Size       int64       `json:"size"`
-	Header     mime.Header `json:"header"`
-	Parts      []mime.Part `json:"parts"`
+	Header     partmap.Header `json:"header"`
+	Parts      []partmap.Part `json:"parts"`
 }
 
 type listResponse struct {
@@ -296,7 +296,7 @@ func (h *handler) apiPart(w http.ResponseWriter, r *http.Request) {
 	// two ever disagree, the stream breaks off rather than end short.
 	w.Header().Set("Content-Length", strconv.FormatInt(part.DecodedSize, 10))
 	w.WriteHeader(http.StatusOK)
-	h.stream(w, mime.Decode(rc, part.TransferEncoding), ev, part.DecodedSize)
+	h.stream(w, partmap.Decode(rc, part.TransferEncoding), ev, part.DecodedSize)
 }
 
 // stream copies a download to the client, moving the write deadline on
@@ -350,8 +350,8 @@ func setDownloadHeaders(w http.ResponseWriter, contentType, filename string) {
 
 // partContentType is the part's media type with its charset, or
 // application/octet-stream if the type is not a well-formed type/subtype.
-func partContentType(p mime.Part) string {
-	mt, _, err := stdmime.ParseMediaType(p.ContentType)
+func partContentType(p partmap.Part) string {
+	mt, _, err := mime.ParseMediaType(p.ContentType)
 	if err != nil || !strings.Contains(mt, "/") {
 		return "application/octet-stream"
 	}
@@ -359,7 +359,7 @@ func partContentType(p mime.Part) string {
 	if cs := strings.ToLower(strings.TrimSpace(p.Charset)); cs != "" && isToken(cs) && len(cs) <= 64 {
 		params["charset"] = cs
 	}
-	if s := stdmime.FormatMediaType(mt, params); s != "" {
+	if s := mime.FormatMediaType(mt, params); s != "" {
 		return s
 	}
 	return "application/octet-stream"
@@ -377,7 +377,7 @@ func isToken(s string) bool {
 // partFilename is the part's filename, reduced to its last path element and
 // freed of control characters; or "<id>-part<n>" with an extension for its
 // type.
-func partFilename(p mime.Part, id string, n int) string {
+func partFilename(p partmap.Part, id string, n int) string {
 	name := strings.ReplaceAll(p.Filename, `\`, "/")
 	name = path.Base(name)
 	name = strings.Map(func(r rune) rune {
@@ -392,7 +392,7 @@ func partFilename(p mime.Part, id string, n int) string {
 	name = strings.TrimSpace(strings.Trim(name, "."))
 	if name == "" || name == "/" {
 		name = fmt.Sprintf("%s-part%d", id, n)
-		mt, _, _ := stdmime.ParseMediaType(p.ContentType)
+		mt, _, _ := mime.ParseMediaType(p.ContentType)
 		switch mt {
 		case "text/plain":
 			name += ".txt"
@@ -401,7 +401,7 @@ func partFilename(p mime.Part, id string, n int) string {
 		case "message/rfc822":
 			name += ".eml"
 		default:
-			if exts, _ := stdmime.ExtensionsByType(mt); len(exts) > 0 {
+			if exts, _ := mime.ExtensionsByType(mt); len(exts) > 0 {
 				name += exts[0]
 			} else {
 				name += ".bin"

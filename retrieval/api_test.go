@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvaultd/archive"
-	"github.com/mailvault/mailvaultd/mime"
+	"github.com/mailvault/mailvaultd/partmap"
 )
 
 // Markers that must never reach a reader other than the message's own.
@@ -536,7 +536,7 @@ func TestPartFilename(t *testing.T) {
 		{"", "message/rfc822", id + "-part3.eml"},
 		{"", "x-bogus", id + "-part3.bin"},
 	} {
-		if got := partFilename(mime.Part{Filename: c.name, ContentType: c.ctype}, id, 3); got != c.want {
+		if got := partFilename(partmap.Part{Filename: c.name, ContentType: c.ctype}, id, 3); got != c.want {
 			t.Errorf("partFilename(%q) = %q, want %q", c.name, got, c.want)
 		}
 	}

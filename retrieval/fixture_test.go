@@ -20,7 +20,8 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvaultd/archive"
-	"github.com/mailvault/mailvaultd/mime"
+	"github.com/mailvault/mailvaultd/archive/fsstore"
+	"github.com/mailvault/mailvaultd/partmap"
 	"github.com/mailvault/mailvaultd/sealer"
 )
 
@@ -126,7 +127,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs, err := archive.NewFSStore(filepath.Join(dir, "archive"))
+	fs, err := fsstore.New(filepath.Join(dir, "archive"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func (f *fixture) deposit(env archive.Envelope, raw []byte, at time.Time) string
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	pm, err := mime.Scan(bytes.NewReader(raw), mime.Limits{})
+	pm, err := partmap.Scan(bytes.NewReader(raw), partmap.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"html/template"
 	"io"
 	"io/fs"
-	stdmime "mime"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -19,7 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/mailvault/mailvaultd/mime"
+	"github.com/mailvault/mailvaultd/partmap"
 )
 
 // The web page is server-rendered HTML with no script at all: a sign-in
@@ -220,7 +220,7 @@ type messagePage struct {
 	Received   string
 	EnvFrom    string
 	EnvTo      []string
-	Header     mime.Header
+	Header     partmap.Header
 	Body       string
 	BodyNote   string
 	Parts      []partRow
@@ -285,7 +285,7 @@ func partHref(id string, n int) string {
 	return "/v1/messages/" + id + "/parts/" + strconv.Itoa(n)
 }
 
-func isAttachment(p mime.Part) bool {
+func isAttachment(p partmap.Part) bool {
 	return p.Filename != "" || strings.EqualFold(p.Disposition, "attachment")
 }
 
@@ -311,7 +311,7 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	body := -1
 	for i, part := range m.Parts {
-		mt, _, _ := stdmime.ParseMediaType(part.ContentType)
+		mt, _, _ := mime.ParseMediaType(part.ContentType)
 		if body < 0 && mt == "text/plain" && !strings.EqualFold(part.Disposition, "attachment") {
 			body = i
 		}
@@ -326,7 +326,7 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 			h.fail(hw, ev, err)
 			return
 		}
-		b, err := io.ReadAll(io.LimitReader(mime.Decode(rc, part.TransferEncoding), maxBodyView+1))
+		b, err := io.ReadAll(io.LimitReader(partmap.Decode(rc, part.TransferEncoding), maxBodyView+1))
 		rc.Close()
 		if err != nil {
 			h.fail(hw, ev, err)

@@ -13,9 +13,9 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailvault/mailvaultd/archive"
-	"github.com/mailvault/mailvaultd/mime"
+	"github.com/mailvault/mailvaultd/partmap"
 	"github.com/mailvault/mailvaultd/sealer"
-	"github.com/mailvault/mailvaultd/sealer/openpgp"
+	"github.com/mailvault/mailvaultd/pgpmime"
 )
 
 // Pipeline is the delivery transaction: it streams one message at the same
@@ -25,7 +25,7 @@ import (
 type Pipeline struct {
 	Vault      *archive.Vault
 	Keys       sealer.KeyProvider
-	MIMELimits mime.Limits
+	MIMELimits partmap.Limits
 	Logger     *slog.Logger
 	Metrics    *Metrics // may be nil
 	Now        func() time.Time
@@ -45,8 +45,8 @@ type Envelope struct {
 // pgpGroup is the OpenPGP side of one transaction whose recipients all have
 // a usable key.
 type pgpGroup struct {
-	recipients []*openpgp.Recipient
-	opts       openpgp.Options
+	recipients []*pgpmime.Recipient
+	opts       pgpmime.Options
 }
 
 // outcome is what one delivery did, for the log line and the metrics.
@@ -97,15 +97,15 @@ func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *f
 	if tx != nil {
 		fwd = tx
 		if env.Encrypt != nil {
-			prefix, err := readPrefix(r, openpgp.SniffWindow)
+			prefix, err := readPrefix(r, pgpmime.SniffWindow)
 			if err != nil {
 				return out, err
 			}
 			r = io.MultiReader(bytes.NewReader(prefix), r)
-			if prot := openpgp.Detect(prefix); prot.Encrypted() {
+			if prot := pgpmime.Detect(prefix); prot.Encrypted() {
 				out.pgp = "already encrypted (" + prot.String() + ")"
 			} else {
-				w, err := openpgp.NewPGPMIMEWriter(tx, openpgp.ParseOuterHeaders(prefix), env.Encrypt.recipients, env.Encrypt.opts)
+				w, err := pgpmime.NewPGPMIMEWriter(tx, pgpmime.ParseOuterHeaders(prefix), env.Encrypt.recipients, env.Encrypt.opts)
 				if err != nil {
 					return out, fail("forward", replyTransient, err)
 				}
@@ -124,7 +124,7 @@ func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *f
 		return out, fail("store", replyStoreFailed, err)
 	}
 	fp := p.Vault.Fingerprint(archive.Envelope{From: env.From, To: env.To})
-	scan := mime.NewScanner(p.MIMELimits)
+	scan := partmap.NewScanner(p.MIMELimits)
 	head := &headSniffer{max: 16 << 10}
 
 	// Fan DATA out. Failures are told apart by the writer that failed, so

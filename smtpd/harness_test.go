@@ -20,6 +20,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/archive/fsstore"
 	"github.com/mailvault/mailvaultd/archive/s3store"
 	"github.com/mailvault/mailvaultd/internal/kmstest"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
@@ -259,7 +260,7 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 		if keys, err = awskms.New(ctx, awskms.Options{KeyID: "alias/mailvault", Region: miniotest.Region, Endpoint: kms.URL}); err != nil {
 			t.Fatal(err)
 		}
-	} else if store, err = archive.NewFSStore(filepath.Join(dir, "archive")); err != nil {
+	} else if store, err = fsstore.New(filepath.Join(dir, "archive")); err != nil {
 		t.Fatal(err)
 	}
 	e := &testEnv{dir: dir, keys: &faultyKeys{KeyProvider: keys}, store: &faultyStore{Store: store},

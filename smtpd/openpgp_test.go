@@ -16,14 +16,14 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/mailvault/mailvaultd/sealer/openpgp"
+	"github.com/mailvault/mailvaultd/pgpmime"
 )
 
 // pgpFixture is a keyring file holding the public key of alice@example.test
 // (whose secret key the test keeps) and nothing for anyone else.
 type pgpFixture struct {
 	secret gopgp.EntityList
-	kr     *openpgp.Keyring
+	kr     *pgpmime.Keyring
 }
 
 func newPGPFixture(t *testing.T) *pgpFixture {
@@ -45,7 +45,7 @@ func newPGPFixture(t *testing.T) *pgpFixture {
 	if err := os.WriteFile(path, pub.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kr, err := openpgp.LoadKeyring(path, nil, time.Now(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	kr, err := pgpmime.LoadKeyring(path, nil, time.Now(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +98,8 @@ func (f *pgpFixture) decryptPGPMIME(t *testing.T, msg []byte) []byte {
 	return plain
 }
 
-func newPGPEnv(t *testing.T, f *pgpFixture, policy openpgp.Policy) *testEnv {
-	return newEnv(t, envOpts{openpgp: &OpenPGP{Policy: policy, Keys: func() *openpgp.Keyring { return f.kr }}})
+func newPGPEnv(t *testing.T, f *pgpFixture, policy pgpmime.Policy) *testEnv {
+	return newEnv(t, envOpts{openpgp: &OpenPGP{Policy: policy, Keys: func() *pgpmime.Keyring { return f.kr }}})
 }
 
 func TestOpenPGPForwarding(t *testing.T) {
@@ -109,7 +109,7 @@ func TestOpenPGPForwarding(t *testing.T) {
 		"--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAAECAwQFBgcICQ==\n--b--\n")
 
 	t.Run("opportunistic with mixed recipients", func(t *testing.T) {
-		e := newPGPEnv(t, f, openpgp.PolicyOpportunistic)
+		e := newPGPEnv(t, f, pgpmime.PolicyOpportunistic)
 		res := e.send(t, "bob@example.test", []string{"alice@example.test", "carol@example.test"}, msg, nil)
 		if res.code != 452 {
 			t.Fatalf("second group's recipient: reply %d %q, want 452 (send separately)", res.code, res.text)
@@ -143,7 +143,7 @@ func TestOpenPGPForwarding(t *testing.T) {
 		}
 	})
 	t.Run("required refuses recipients without a key", func(t *testing.T) {
-		e := newPGPEnv(t, f, openpgp.PolicyRequired)
+		e := newPGPEnv(t, f, pgpmime.PolicyRequired)
 		res := e.send(t, "bob@example.test", []string{"carol@example.test"}, msg, nil)
 		if res.code != 550 || !strings.HasPrefix(res.err.Error(), "SMTP error 550") {
 			t.Fatalf("reply %d %q, want 550 5.7.1", res.code, res.text)
@@ -159,7 +159,7 @@ func TestOpenPGPForwarding(t *testing.T) {
 		}
 	})
 	t.Run("already encrypted passes unchanged", func(t *testing.T) {
-		e := newPGPEnv(t, f, openpgp.PolicyRequired)
+		e := newPGPEnv(t, f, pgpmime.PolicyRequired)
 		enc := crlf("From: bob@example.test\nTo: alice@example.test\nMIME-Version: 1.0\n" +
 			"Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=\"z\"\n\n" +
 			"--z\nContent-Type: application/pgp-encrypted\n\nVersion: 1\n--z\nContent-Type: application/octet-stream\n\n" +
@@ -173,7 +173,7 @@ func TestOpenPGPForwarding(t *testing.T) {
 		}
 	})
 	t.Run("off forwards the original", func(t *testing.T) {
-		e := newPGPEnv(t, f, openpgp.PolicyOff)
+		e := newPGPEnv(t, f, pgpmime.PolicyOff)
 		res := e.send(t, "bob@example.test", []string{"alice@example.test", "carol@example.test"}, msg, nil)
 		if res.code != 250 {
 			t.Fatalf("%d %q", res.code, res.text)

@@ -22,7 +22,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/mailvault/mailvaultd/sealer/openpgp"
+	"github.com/mailvault/mailvaultd/pgpmime"
 )
 
 // Options configure the listener.
@@ -46,8 +46,8 @@ type Options struct {
 
 // OpenPGP is the recipient-encryption policy for forwarding.
 type OpenPGP struct {
-	Policy      openpgp.Policy
-	Keys        func() *openpgp.Keyring // the current keyring (SIGHUP swaps it)
+	Policy      pgpmime.Policy
+	Keys        func() *pgpmime.Keyring // the current keyring (SIGHUP swaps it)
 	KeepSubject bool
 }
 
@@ -162,7 +162,7 @@ type session struct {
 	// With OpenPGP: the group of the first accepted recipient decides
 	// which recipients this transaction takes.
 	group   rcptGroup
-	pgpKeys []*openpgp.Recipient
+	pgpKeys []*pgpmime.Recipient
 
 	inTx bool // counted in Server.inflight
 
@@ -185,15 +185,15 @@ const (
 
 // classify decides the group of recipient to under the OpenPGP policy, or
 // refuses it.
-func (ss *session) classify(to string) (rcptGroup, *openpgp.Recipient, error) {
+func (ss *session) classify(to string) (rcptGroup, *pgpmime.Recipient, error) {
 	pgp := ss.s.opts.OpenPGP
-	if ss.hop == nil || pgp == nil || pgp.Policy == openpgp.PolicyOff {
+	if ss.hop == nil || pgp == nil || pgp.Policy == pgpmime.PolicyOff {
 		return groupPlain, nil, nil
 	}
 	if rec, ok := pgp.Keys().Lookup(to); ok {
 		return groupEncrypted, rec, nil
 	}
-	if pgp.Policy == openpgp.PolicyOpportunistic {
+	if pgp.Policy == pgpmime.PolicyOpportunistic {
 		return groupPlain, nil, nil
 	}
 	return groupNone, nil, replyNeedsKey
@@ -270,7 +270,7 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	}
 	if ss.group == groupEncrypted {
 		ss.env.Encrypt = &pgpGroup{recipients: ss.pgpKeys,
-			opts: openpgp.Options{KeepSubject: ss.s.opts.OpenPGP.KeepSubject}}
+			opts: pgpmime.Options{KeepSubject: ss.s.opts.OpenPGP.KeepSubject}}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.DataTimeout)
 	defer cancel()

@@ -92,7 +92,7 @@ const (
 	MaxPartSize     = 256 << 20 // bounds the memory of one writer (two parts)
 	maxCopySize     = 5 << 30   // the largest object one CopyObject can copy (at most 1024 parts of 5 MiB or more: well within S3's 10000)
 	maxKeyBytes     = archive.MaxKeyBytes
-	defaultListPage = 1000 // a List with limit <= 0 returns one page of this size, as FSStore does
+	defaultListPage = 1000 // a List with limit <= 0 returns one page of this size, as fsstore.Store does
 )
 
 // stagingDir holds multipart uploads in progress, under the prefix. Create
@@ -324,8 +324,11 @@ func (s *Store) head(ctx context.Context, fullKey string, checksum bool) (*s3.He
 // after startAfter, in ascending order, following ListObjectsV2 continuation
 // tokens until the limit is reached or no key is left.
 func (s *Store) List(ctx context.Context, prefix, startAfter string, limit int) ([]archive.ObjectInfo, error) {
-	if len(prefix) > maxKeyBytes || len(startAfter) > maxKeyBytes || !keyChars(prefix) || !utf8.ValidString(startAfter) {
-		return nil, fmt.Errorf("archive/s3: list %q: %w: bad prefix or start key", prefix, archive.ErrInvalidKey)
+	if err := archive.ValidatePrefix(prefix); err != nil {
+		return nil, fmt.Errorf("archive/s3: list: %w", err)
+	}
+	if len(startAfter) > maxKeyBytes || !utf8.ValidString(startAfter) {
+		return nil, fmt.Errorf("archive/s3: list %q: %w: bad start key", prefix, archive.ErrInvalidKey)
 	}
 	if limit <= 0 {
 		limit = defaultListPage
@@ -923,17 +926,6 @@ func (s sseSettings) head(in *s3.HeadObjectInput) {
 }
 
 // # Checks and errors
-
-// keyChars reports whether s has only the bytes archive.ValidateKey allows.
-func keyChars(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '/' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
 
 func (s *Store) wrap(op, key string, err error) error {
 	if isNotFound(err) {

@@ -65,6 +65,7 @@ func Run(t *testing.T, newStore func(t *testing.T) archive.Store) {
 		{"ListSizes", testListSizes},
 		{"Delete", testDelete},
 		{"InvalidKeys", testInvalidKeys},
+		{"InvalidPrefixes", testInvalidPrefixes},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -695,5 +696,17 @@ func testInvalidKeys(t *testing.T, s archive.Store) {
 	}
 	if keys := keysOf(t, s, "", 100); len(keys) != 0 {
 		t.Errorf("store holds %q after invalid keys", keys)
+	}
+}
+
+// testInvalidPrefixes checks that every backend refuses the same malformed
+// List prefixes (a complete segment that is empty, "." or "..", or a byte
+// outside the key alphabet), so that what lists on fs lists on s3.
+func testInvalidPrefixes(t *testing.T, s archive.Store) {
+	put(t, s, "a/b", []byte("x"), nil)
+	for _, prefix := range []string{"a//", "//", "/a", "./", "../", "a/../", "a/./b", "A/", "a b", "a\x00", "\xff/"} {
+		if _, err := s.List(ctxFor(t), prefix, "", 10); !errors.Is(err, archive.ErrInvalidKey) {
+			t.Errorf("list %q: %v, want ErrInvalidKey", prefix, err)
+		}
 	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/sealer/awskms"
-	"github.com/mailvault/mailvaultd/sealer/openpgp"
+	"github.com/mailvault/mailvaultd/pgpmime"
 	"github.com/mailvault/mailvaultd/smtpd"
 )
 
@@ -45,15 +45,15 @@ func openS3(ctx context.Context, c *config.Config, log *slog.Logger) (*s3store.S
 // openPGP loads the recipient keyring when the policy asks for one; the
 // returned value lets SIGHUP swap it.
 type pgpKeys struct {
-	p atomic.Pointer[openpgp.Keyring]
+	p atomic.Pointer[pgpmime.Keyring]
 }
 
 func openPGP(c *config.Config, log *slog.Logger) (*smtpd.OpenPGP, *pgpKeys, error) {
-	policy, err := openpgp.ParsePolicy(c.OpenPGP.Policy)
+	policy, err := pgpmime.ParsePolicy(c.OpenPGP.Policy)
 	if err != nil {
 		return nil, nil, &config.Error{File: c.File, Key: "openpgp.policy", Reason: err.Error()}
 	}
-	if policy == openpgp.PolicyOff {
+	if policy == pgpmime.PolicyOff {
 		return nil, nil, nil
 	}
 	keys := &pgpKeys{}
@@ -64,7 +64,7 @@ func openPGP(c *config.Config, log *slog.Logger) (*smtpd.OpenPGP, *pgpKeys, erro
 }
 
 func (k *pgpKeys) load(c *config.Config, log *slog.Logger) error {
-	kr, err := openpgp.LoadKeyring(c.OpenPGP.Keyring, c.OpenPGP.Fingerprints, time.Now(), log)
+	kr, err := pgpmime.LoadKeyring(c.OpenPGP.Keyring, c.OpenPGP.Fingerprints, time.Now(), log)
 	if err != nil {
 		return &config.Error{File: c.File, Key: "openpgp.keyring", Reason: err.Error()}
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/emersion/go-smtp"
 
-	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/archive/fsstore"
 	"github.com/mailvault/mailvaultd/internal/kmstest"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
 )
@@ -527,7 +527,7 @@ func TestKeysRotate(t *testing.T) {
 // fs store.
 func keyIDOf(t *testing.T, dir, id string) string {
 	t.Helper()
-	st, err := archive.NewFSStore(filepath.Join(dir, "archive"))
+	st, err := fsstore.New(filepath.Join(dir, "archive"))
 	if err != nil {
 		t.Fatal(err)
 	}

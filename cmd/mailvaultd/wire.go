@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/archive/fsstore"
 	"github.com/mailvault/mailvaultd/archive/s3store"
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/sealer"
@@ -129,7 +130,7 @@ func openEnv(ctx context.Context, c *config.Config, log *slog.Logger) (*env, err
 	}
 	switch c.Archive.Backend {
 	case "fs":
-		if e.store, err = archive.NewFSStore(c.Archive.FS.Dir); err != nil {
+		if e.store, err = fsstore.New(c.Archive.FS.Dir); err != nil {
 			return nil, &config.Error{File: c.File, Key: "archive.fs.dir", Reason: err.Error()}
 		}
 	case "s3":

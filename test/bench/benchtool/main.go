@@ -40,6 +40,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/archive/fsstore"
 )
 
 func main() {
@@ -331,7 +332,7 @@ func commit(args []string) error {
 	if *dir == "" {
 		return errors.New("commit: -dir is required")
 	}
-	store, err := archive.NewFSStore(*dir)
+	store, err := fsstore.New(*dir)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package pgpmime
+
+const raceEnabled = false

@@ -1,5 +1,0 @@
-//go:build !race
-
-package openpgp
-
-const raceEnabled = false
