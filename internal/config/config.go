@@ -141,7 +141,12 @@ func Default() *Config {
 		MaxLineLength:   64 << 10,
 		ReadTimeout:     Duration(5 * time.Minute),
 		WriteTimeout:    Duration(5 * time.Minute),
-		DataTimeout:     Duration(10 * time.Minute),
+		// Shorter than Postfix's smtp_data_done_timeout (600s), the time the
+		// scan client waits for our reply to ".": a slow transaction ends
+		// with our 451, which Postfix hears, rather than with both sides
+		// giving up at the same moment and Postfix never learning whether
+		// the message went through.
+		DataTimeout:     Duration(5 * time.Minute),
 		ShutdownTimeout: Duration(25 * time.Second),
 	}
 	c.Forward = Forward{NextHop: "127.0.0.1:10026", Timeout: Duration(5 * time.Minute)}

@@ -113,3 +113,28 @@ func TestDevelopmentDefaults(t *testing.T) {
 		t.Errorf("got %+v", c)
 	}
 }
+
+// TestDataTimeoutBelowPostfix pins the documented default (docs/OPERATIONS.md,
+// "Timeouts"): smtp.data_timeout is 5m, below Postfix's
+// smtp_data_done_timeout of 600s, so that mailvaultd, not Postfix, gives up
+// first and Postfix hears a 451.
+func TestDataTimeoutBelowPostfix(t *testing.T) {
+	const postfixDataDone = 600 * time.Second
+	for _, tc := range []struct {
+		name string
+		src  string
+	}{
+		{"built-in defaults", ""},
+		{"a file that leaves it out", "smtp: { max_sessions: 40 }\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.src), "mailvaultd.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.SMTP.DataTimeout.D(); got != 5*time.Minute || got >= postfixDataDone {
+				t.Errorf("smtp.data_timeout defaults to %v; want 5m, below Postfix's smtp_data_done_timeout %v", got, postfixDataDone)
+			}
+		})
+	}
+}
