@@ -19,15 +19,15 @@ const maxManifestBytes = 16 << 20
 // header and its part map. It is stored sealed under the message's data key
 // (purpose "manifest"), so the archive holds it only as ciphertext.
 type Manifest struct {
-	Version    int         `json:"v"`
-	ID         string      `json:"id"`
-	ReceivedAt time.Time   `json:"received_at"`
-	From       string      `json:"from"` // envelope sender, "" for the null sender
-	To         []string    `json:"to"`   // envelope recipients
-	Size       int64       `json:"size"` // bytes as received
+	Version    int            `json:"v"`
+	ID         string         `json:"id"`
+	ReceivedAt time.Time      `json:"received_at"`
+	From       string         `json:"from"` // envelope sender, "" for the null sender
+	To         []string       `json:"to"`   // envelope recipients
+	Size       int64          `json:"size"` // bytes as received
 	Header     partmap.Header `json:"header"`
 	Parts      []partmap.Part `json:"parts"`
-	Broken     string      `json:"broken,omitempty"`
+	Broken     string         `json:"broken,omitempty"`
 }
 
 // EncodeManifest renders m for sealing.

@@ -166,24 +166,6 @@ func idTime(id string) time.Time {
 	return time.UnixMilli(int64(ms)).UTC()
 }
 
-// NormalizeAddress is the form addresses are compared and indexed in:
-// surrounding space and one pair of enclosing angle brackets removed, then
-// the whole address lower-cased (strings.ToLower, so UTF-8 addresses too).
-//
-// Lower-casing the local part is a choice: RFC 5321 lets a server treat
-// "User" and "user" as different mailboxes, but no server this daemon fronts
-// does, and indexing them apart would hide mail from its owner. A "+tag" is
-// kept: user+tag@example.com and user@example.com are different mailboxes
-// here, and a user who wants both lists both. The null sender "<>"
-// normalises to "".
-func NormalizeAddress(addr string) string {
-	a := strings.TrimSpace(addr)
-	if len(a) >= 2 && a[0] == '<' && a[len(a)-1] == '>' {
-		a = strings.TrimSpace(a[1 : len(a)-1])
-	}
-	return strings.ToLower(a)
-}
-
 // Fingerprint returns a keyed hash seeded with env; the caller writes the
 // message bytes into it. Equal envelopes and bytes give equal fingerprints.
 //

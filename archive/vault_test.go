@@ -218,19 +218,29 @@ func TestValidID(t *testing.T) {
 
 func TestNormalizeAddress(t *testing.T) {
 	for in, want := range map[string]string{
-		"alice@example.com":          "alice@example.com",
-		"<Alice@Example.COM>":        "alice@example.com",
-		"  <alice@example.com>  ":    "alice@example.com",
-		"< alice@example.com >":      "alice@example.com",
-		"\tBOB@EXAMPLE.ORG\r\n":      "bob@example.org",
-		"User+Tag@Example.com":       "user+tag@example.com",
-		"<>":                         "",
-		"":                           "",
-		"   ":                        "",
-		"<Ünïcödé@Bücher.example>":   "ünïcödé@bücher.example",
-		"用户@例子.广告":                   "用户@例子.广告",
-		"<a@b":                       "<a@b",
-		`"Quoted Local"@Example.Com`: `"quoted local"@example.com`,
+		"alice@example.com":             "alice@example.com",
+		"<Alice@Example.COM>":           "alice@example.com",
+		"  <alice@example.com>  ":       "alice@example.com",
+		"< alice@example.com >":         "alice@example.com",
+		"\tBOB@EXAMPLE.ORG\r\n":         "bob@example.org",
+		"User+Tag@Example.com":          "user+tag@example.com",
+		"<>":                            "",
+		"":                              "",
+		"   ":                           "",
+		"<Ünïcödé@Bücher.example>":      "Ünïcödé@xn--bcher-kva.example",
+		"ünïcödé@xn--BCHER-kva.example": "ünïcödé@xn--bcher-kva.example",
+		"用户@例子.广告":                      "用户@xn--fsqu00a.xn--4rr70v",
+		"<a@b":                          "<a@b",
+		`"Quoted Local"@Example.Com`:    "quoted local@example.com",
+		`"bob"@Example.Com`:             "bob@example.com",
+		`"a\\b\"c"@x.test`:              `a\b"c@x.test`,
+		`"broken"quote"@x.test`:         `"broken"quote"@x.test`,
+		// Unicode case mapping would fold these into another mailbox.
+		"alİce@example.test":      "alİce@example.test",
+		"\u212Aate@example.test":  "\u212Aate@example.test",
+		"user@[192.0.2.1]":        "user@[192.0.2.1]",
+		"user@[IPv6:2001:DB8::1]": "user@[ipv6:2001:db8::1]",
+		"no-at-sign":              "no-at-sign",
 	} {
 		if got := archive.NormalizeAddress(in); got != want {
 			t.Errorf("NormalizeAddress(%q) = %q, want %q", in, got, want)

@@ -19,12 +19,12 @@ import (
 
 // listItem is one message of GET /v1/messages.
 type listItem struct {
-	ID         string      `json:"id"`
-	ReceivedAt time.Time   `json:"received_at"`
-	From       string      `json:"from"`
-	To         []string    `json:"to"`
-	Subject    string      `json:"subject"`
-	Size       int64       `json:"size"`
+	ID         string         `json:"id"`
+	ReceivedAt time.Time      `json:"received_at"`
+	From       string         `json:"from"`
+	To         []string       `json:"to"`
+	Subject    string         `json:"subject"`
+	Size       int64          `json:"size"`
 	Header     partmap.Header `json:"header"`
 	Parts      []partmap.Part `json:"parts"`
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/partmap"
-	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/pgpmime"
+	"github.com/mailvault/mailvaultd/sealer"
 )
 
 // Pipeline is the delivery transaction: it streams one message at the same

@@ -12,9 +12,9 @@ import (
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/archive/s3store"
 	"github.com/mailvault/mailvaultd/internal/config"
+	"github.com/mailvault/mailvaultd/pgpmime"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/sealer/awskms"
-	"github.com/mailvault/mailvaultd/pgpmime"
 	"github.com/mailvault/mailvaultd/smtpd"
 )
 
