@@ -4,12 +4,15 @@
 // retrieval declares the interfaces; the users file (usersfile), the audit
 // file (auditlog) and later a database implement them in these terms.
 //
-// access holds no behaviour beyond hashing a token: it never authenticates,
-// never authorises and never writes anything.
+// access holds no behaviour beyond hashing a token and checking the form of a
+// mailbox: it never authenticates, never authorises and never writes
+// anything.
 package access
 
 import (
 	"crypto/sha256"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -70,4 +73,26 @@ type Event struct {
 	Bytes     int64     `json:"bytes"` // plaintext bytes served
 	Remote    string    `json:"remote"`
 	Outcome   string    `json:"outcome"`
+}
+
+// MaxMailboxBytes bounds a mailbox address.
+const MaxMailboxBytes = 320
+
+// ValidateMailbox checks that mb can be a principal's mailbox: an address of
+// 1-320 bytes with an @ and without spaces, control characters or any of
+// <>, (stores of users hold only such mailboxes, and retrieval lists no
+// other).
+func ValidateMailbox(mb string) error {
+	if mb == "" || len(mb) > MaxMailboxBytes {
+		return fmt.Errorf("mailbox %q: must be 1-%d bytes", mb, MaxMailboxBytes)
+	}
+	for _, r := range mb {
+		if r <= ' ' || r == 0x7f || r == '<' || r == '>' || r == ',' {
+			return fmt.Errorf("mailbox %q: contains a space, a control character or one of <>,", mb)
+		}
+	}
+	if !strings.Contains(mb, "@") {
+		return fmt.Errorf("mailbox %q: not an address (no @)", mb)
+	}
+	return nil
 }
