@@ -2,6 +2,7 @@ package retrieval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -13,7 +14,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/listing"
 	"github.com/mailvault/mailvaultd/partmap"
 )
 
@@ -29,6 +32,9 @@ type listItem struct {
 	Parts      []partmap.Part `json:"parts"`
 }
 
+// maxCursorChars bounds a cursor before the lister sees it.
+const maxCursorChars = 512
+
 type listResponse struct {
 	Messages   []listItem `json:"messages"`
 	NextCursor string     `json:"next_cursor"`
@@ -37,7 +43,7 @@ type listResponse struct {
 func (h *handler) apiList(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	ev := h.event(r, ActionList)
+	ev := h.event(r, access.ActionList)
 	p, ok := h.authenticate(w, r, &ev)
 	if !ok {
 		return
@@ -48,52 +54,50 @@ func (h *handler) apiList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n := writeJSON(w, http.StatusOK, listResponse{Messages: items, NextCursor: next})
-	h.record(ev, OutcomeOK, n)
+	h.record(ev, access.OutcomeOK, n)
 }
 
 // list runs a listing for p. On failure it records ev and returns the status
 // and the message for the client; on success the caller records ev.
-func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *AuditEvent) ([]listItem, string, int, string) {
+func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *access.Event) ([]listItem, string, int, string) {
+	ev.Mailbox = auditString(v.Get("mailbox"))
 	q, err := h.parseListQuery(v)
 	if err != nil {
-		ev.Mailbox = auditString(v.Get("mailbox"))
-		h.record(*ev, OutcomeBadRequest, 0)
+		h.record(*ev, access.OutcomeBadRequest, 0)
 		return nil, "", http.StatusBadRequest, err.Error()
 	}
-	ev.Mailbox = auditString(v.Get("mailbox"))
-	boxes, ok := mailboxesFor(p, v.Get("mailbox"))
-	if !ok {
-		h.record(*ev, OutcomeDenied, 0)
+	if !mailboxesFor(p, v.Get("mailbox"), &q) {
+		h.record(*ev, access.OutcomeDenied, 0)
 		return nil, "", http.StatusForbidden, "mailbox not permitted"
 	}
-	q.mailboxes = boxes
 	if err := h.audit.Err(); err != nil {
 		h.log.Error("retrieval: refusing to decrypt: the audit log is unusable", "err", err)
 		return nil, "", http.StatusServiceUnavailable, "unavailable"
 	}
-	entries, next, err := h.listEntries(ctx, q)
-	if err == nil {
-		var page []listedMessage
-		page, err = h.openManifests(ctx, p, entries)
-		if err == nil {
-			items := make([]listItem, 0, len(page))
-			for _, lm := range page {
-				m := lm.m
-				items = append(items, listItem{
-					ID: m.ID, ReceivedAt: m.ReceivedAt, From: m.From, To: visibleRecipients(p, m),
-					Subject: m.Header.Subject, Size: m.Size, Header: m.Header, Parts: nonNil(m.Parts),
-				})
-			}
-			return items, next, http.StatusOK, ""
+	page, err := h.lister.List(ctx, q)
+	switch {
+	case err == nil:
+	case errors.Is(err, listing.ErrBadCursor):
+		h.record(*ev, access.OutcomeBadRequest, 0)
+		return nil, "", http.StatusBadRequest, "cursor: malformed"
+	default:
+		status, msg := http.StatusInternalServerError, "internal error"
+		if ctx.Err() != nil {
+			status, msg = http.StatusServiceUnavailable, "unavailable"
 		}
+		h.log.Error("retrieval: listing failed", "user", p.name, "err", err)
+		h.record(*ev, access.OutcomeError, 0)
+		return nil, "", status, msg
 	}
-	status, msg := http.StatusInternalServerError, "internal error"
-	if ctx.Err() != nil {
-		status, msg = http.StatusServiceUnavailable, "unavailable"
+	msgs := h.readableOnly(p, page.Messages)
+	items := make([]listItem, 0, len(msgs))
+	for _, m := range msgs {
+		items = append(items, listItem{
+			ID: m.ID, ReceivedAt: m.ReceivedAt, From: m.From, To: visibleRecipients(p, m.From, m.To),
+			Subject: m.Header.Subject, Size: m.Size, Header: m.Header, Parts: nonNil(m.Parts),
+		})
 	}
-	h.log.Error("retrieval: listing failed", "user", p.name, "err", err)
-	h.record(*ev, OutcomeError, 0)
-	return nil, "", status, msg
+	return items, page.NextCursor, http.StatusOK, ""
 }
 
 func nonNil[T any](s []T) []T {
@@ -106,12 +110,12 @@ func nonNil[T any](s []T) []T {
 // visibleRecipients is the envelope recipient list that p may see: all of
 // it for an auditor or the sender, otherwise only p's own mailboxes, so that
 // one recipient never learns another's (a Bcc, say) from the archive.
-func visibleRecipients(p *principal, m *archive.Manifest) []string {
-	if p.role == RoleAuditor || (m.From != "" && p.hasMailbox(archive.NormalizeAddress(m.From))) {
-		return nonNil(m.To)
+func visibleRecipients(p *principal, from string, rcpts []string) []string {
+	if p.role == access.RoleAuditor || (from != "" && p.hasMailbox(archive.NormalizeAddress(from))) {
+		return nonNil(rcpts)
 	}
 	var to []string
-	for _, rcpt := range m.To {
+	for _, rcpt := range rcpts {
 		if p.hasMailbox(archive.NormalizeAddress(rcpt)) {
 			to = append(to, rcpt)
 		}
@@ -119,45 +123,46 @@ func visibleRecipients(p *principal, m *archive.Manifest) []string {
 	return nonNil(to)
 }
 
-func (h *handler) parseListQuery(v url.Values) (*listQuery, error) {
+// parseListQuery checks the request's parameters and returns the query
+// without its mailboxes (mailboxesFor adds those).
+func (h *handler) parseListQuery(v url.Values) (listing.Query, error) {
+	q := listing.Query{Limit: defaultPageSize}
 	for k, vs := range v {
 		switch k {
 		case "mailbox", "since", "until", "limit", "cursor":
 			if len(vs) > 1 {
-				return nil, fmt.Errorf("%s given more than once", k)
+				return q, fmt.Errorf("%s given more than once", k)
 			}
 		default:
-			return nil, fmt.Errorf("unknown parameter %q", auditString(k))
+			return q, fmt.Errorf("unknown parameter %q", auditString(k))
 		}
 	}
-	q := &listQuery{limit: defaultPageSize}
 	if mb := v.Get("mailbox"); mb != "" {
-		if err := validateMailbox(mb); err != nil {
-			return nil, fmt.Errorf("mailbox: not an address")
+		if err := access.ValidateMailbox(mb); err != nil {
+			return q, fmt.Errorf("mailbox: not an address")
 		}
 	}
 	var err error
-	if q.since, err = parseTime(v.Get("since")); err != nil {
-		return nil, fmt.Errorf("since: %v", err)
+	if q.Since, err = parseTime(v.Get("since")); err != nil {
+		return q, fmt.Errorf("since: %v", err)
 	}
-	if q.until, err = parseTime(v.Get("until")); err != nil {
-		return nil, fmt.Errorf("until: %v", err)
+	if q.Until, err = parseTime(v.Get("until")); err != nil {
+		return q, fmt.Errorf("until: %v", err)
 	}
-	if !q.since.IsZero() && !q.until.IsZero() && !q.since.Before(q.until) {
-		return nil, fmt.Errorf("since must be before until")
+	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
+		return q, fmt.Errorf("since must be before until")
 	}
 	if s := v.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || len(s) > 6 {
-			return nil, fmt.Errorf("limit: want a positive integer")
+			return q, fmt.Errorf("limit: want a positive integer")
 		}
-		q.limit = min(n, h.maxPage)
+		q.Limit = min(n, h.maxPage)
 	}
-	q.limit = min(q.limit, h.maxPage)
-	if c := v.Get("cursor"); c != "" {
-		if q.after, err = decodeCursor(c); err != nil {
-			return nil, fmt.Errorf("cursor: %v", err)
-		}
+	q.Limit = min(q.Limit, h.maxPage)
+	// The cursor's form is the lister's to check; its length is ours.
+	if q.Cursor = v.Get("cursor"); len(q.Cursor) > maxCursorChars {
+		return q, fmt.Errorf("cursor: too long")
 	}
 	return q, nil
 }
@@ -179,7 +184,7 @@ func parseTime(s string) (time.Time, error) {
 // openReadable runs what every message request shares: authentication, the
 // id check, the audit log check, opening the manifest and authorisation. On
 // failure it has answered and recorded ev.
-func (h *handler) openReadable(ctx context.Context, w http.ResponseWriter, r *http.Request, ev *AuditEvent, partNumber *string) (*principal, *message, bool) {
+func (h *handler) openReadable(ctx context.Context, w http.ResponseWriter, r *http.Request, ev *access.Event, partNumber *string) (*principal, *message, bool) {
 	p, ok := h.authenticate(w, r, ev)
 	if !ok {
 		return nil, nil, false
@@ -187,14 +192,14 @@ func (h *handler) openReadable(ctx context.Context, w http.ResponseWriter, r *ht
 	id := r.PathValue("id")
 	ev.MessageID = auditString(id)
 	if !validID(id) {
-		h.record(*ev, OutcomeBadRequest, 0)
+		h.record(*ev, access.OutcomeBadRequest, 0)
 		writeError(w, http.StatusBadRequest, "invalid message id")
 		return nil, nil, false
 	}
 	if partNumber != nil {
 		n, ok := parsePartNumber(*partNumber)
 		if !ok {
-			h.record(*ev, OutcomeBadRequest, 0)
+			h.record(*ev, access.OutcomeBadRequest, 0)
 			writeError(w, http.StatusBadRequest, "invalid part number")
 			return nil, nil, false
 		}
@@ -208,9 +213,9 @@ func (h *handler) openReadable(ctx context.Context, w http.ResponseWriter, r *ht
 		h.fail(w, *ev, err)
 		return nil, nil, false
 	}
-	if !p.mayRead(msg.m) {
+	if !p.mayRead(msg.m.From, msg.m.To) {
 		msg.close()
-		h.record(*ev, OutcomeDenied, 0)
+		h.record(*ev, access.OutcomeDenied, 0)
 		writeError(w, http.StatusNotFound, "not found")
 		return nil, nil, false
 	}
@@ -234,23 +239,23 @@ func parsePartNumber(s string) (int, bool) {
 func (h *handler) apiManifest(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	ev := h.event(r, ActionManifest)
+	ev := h.event(r, access.ActionManifest)
 	p, msg, ok := h.openReadable(ctx, w, r, &ev, nil)
 	if !ok {
 		return
 	}
 	defer msg.close()
 	m := *msg.m
-	m.To = visibleRecipients(p, msg.m)
+	m.To = visibleRecipients(p, msg.m.From, msg.m.To)
 	m.Parts = nonNil(m.Parts)
 	n := writeJSON(w, http.StatusOK, &m)
-	h.record(ev, OutcomeOK, n)
+	h.record(ev, access.OutcomeOK, n)
 }
 
 func (h *handler) apiRaw(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), streamMaxDuration)
 	defer cancel()
-	ev := h.event(r, ActionRaw)
+	ev := h.event(r, access.ActionRaw)
 	_, msg, ok := h.openReadable(ctx, w, r, &ev, nil)
 	if !ok {
 		return
@@ -271,7 +276,7 @@ func (h *handler) apiRaw(w http.ResponseWriter, r *http.Request) {
 func (h *handler) apiPart(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), streamMaxDuration)
 	defer cancel()
-	ev := h.event(r, ActionPart)
+	ev := h.event(r, access.ActionPart)
 	pn := r.PathValue("n")
 	_, msg, ok := h.openReadable(ctx, w, r, &ev, &pn)
 	if !ok {
@@ -280,7 +285,7 @@ func (h *handler) apiPart(w http.ResponseWriter, r *http.Request) {
 	defer msg.close()
 	n := *ev.Part
 	if n >= len(msg.m.Parts) {
-		h.record(ev, OutcomeNotFound, 0)
+		h.record(ev, access.OutcomeNotFound, 0)
 		writeError(w, http.StatusNotFound, "not found")
 		return
 	}
@@ -304,7 +309,7 @@ func (h *handler) apiPart(w http.ResponseWriter, r *http.Request) {
 // breaks off (a chunk fails authentication, the store fails, the client
 // goes away) the connection is dropped so that the client cannot take a
 // short body for a whole one.
-func (h *handler) stream(w http.ResponseWriter, r io.Reader, ev AuditEvent, want int64) {
+func (h *handler) stream(w http.ResponseWriter, r io.Reader, ev access.Event, want int64) {
 	rc := http.NewResponseController(w)
 	buf := make([]byte, 32<<10)
 	var sent int64
@@ -316,7 +321,7 @@ func (h *handler) stream(w http.ResponseWriter, r io.Reader, ev AuditEvent, want
 			sent += int64(m)
 			if werr != nil {
 				h.log.Info("retrieval: download broke off", "action", ev.Action, "message_id", ev.MessageID, "user", ev.User, "bytes", sent, "err", werr)
-				h.record(ev, OutcomeError, sent)
+				h.record(ev, access.OutcomeError, sent)
 				panic(http.ErrAbortHandler)
 			}
 		}
@@ -325,13 +330,13 @@ func (h *handler) stream(w http.ResponseWriter, r io.Reader, ev AuditEvent, want
 		}
 		if rerr == io.EOF {
 			clear(buf)
-			h.record(ev, OutcomeOK, sent)
+			h.record(ev, access.OutcomeOK, sent)
 			return
 		}
 		if rerr != nil {
 			clear(buf)
 			h.log.Error("retrieval: download failed", "action", ev.Action, "message_id", ev.MessageID, "user", ev.User, "bytes", sent, "err", rerr)
-			h.record(ev, OutcomeError, sent)
+			h.record(ev, access.OutcomeError, sent)
 			panic(http.ErrAbortHandler)
 		}
 	}

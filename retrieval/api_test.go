@@ -19,8 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/auditlog"
 	"github.com/mailvault/mailvaultd/partmap"
+	"github.com/mailvault/mailvaultd/usersfile"
 )
 
 // Markers that must never reach a reader other than the message's own.
@@ -182,10 +185,10 @@ func TestAuthorisationMatrix(t *testing.T) {
 					status *int
 					want   int
 				}{
-					{ActionList, "/v1/messages", &got.list, exp.list},
-					{ActionManifest, "/v1/messages/" + id, &got.manifest, exp.manifest},
-					{ActionRaw, "/v1/messages/" + id + "/raw", &got.raw, exp.raw},
-					{ActionPart, "/v1/messages/" + id + "/parts/1", &got.part, exp.part},
+					{access.ActionList, "/v1/messages", &got.list, exp.list},
+					{access.ActionManifest, "/v1/messages/" + id, &got.manifest, exp.manifest},
+					{access.ActionRaw, "/v1/messages/" + id + "/raw", &got.raw, exp.raw},
+					{access.ActionPart, "/v1/messages/" + id + "/parts/1", &got.part, exp.part},
 				} {
 					before := len(w.auditLines())
 					res := w.get(a.path, c.token)
@@ -203,7 +206,7 @@ func TestAuthorisationMatrix(t *testing.T) {
 							t.Errorf("%s %s: content type %q", c.name, a.action, ct)
 						}
 					}
-					if a.action == ActionList && res.status == 200 {
+					if a.action == access.ActionList && res.status == 200 {
 						ids := listIDs(t, res.body)
 						sees := slices.Contains(ids, id)
 						if wantSees := c.name == "auditor" || c.name == owner[id]; sees != wantSees {
@@ -226,7 +229,7 @@ func TestAuthorisationMatrix(t *testing.T) {
 
 func checkAudit(t *testing.T, l auditLine, caller, action, id string, status int) {
 	t.Helper()
-	wantOutcome := map[int]string{200: OutcomeOK, 401: OutcomeUnauthenticated, 404: OutcomeDenied, 403: OutcomeDenied, 400: OutcomeBadRequest}[status]
+	wantOutcome := map[int]string{200: access.OutcomeOK, 401: access.OutcomeUnauthenticated, 404: access.OutcomeDenied, 403: access.OutcomeDenied, 400: access.OutcomeBadRequest}[status]
 	wantUser := caller
 	if caller == "none" || caller == "bad" {
 		wantUser = ""
@@ -234,13 +237,13 @@ func checkAudit(t *testing.T, l auditLine, caller, action, id string, status int
 	if l.Action != action || l.User != wantUser || l.Outcome != wantOutcome {
 		t.Errorf("audit line %+v: want action %s user %q outcome %s", l, action, wantUser, wantOutcome)
 	}
-	if action != ActionList && status != 401 && l.MessageID != id {
+	if action != access.ActionList && status != 401 && l.MessageID != id {
 		t.Errorf("audit line message id %q, want %q", l.MessageID, id)
 	}
-	if action == ActionPart && status != 401 && (l.Part == nil || *l.Part != 1) {
+	if action == access.ActionPart && status != 401 && (l.Part == nil || *l.Part != 1) {
 		t.Errorf("audit line part %v, want 1", l.Part)
 	}
-	if status == 200 && action != ActionList && l.Bytes == 0 {
+	if status == 200 && action != access.ActionList && l.Bytes == 0 {
 		t.Errorf("audit line of a read records 0 bytes")
 	}
 	if status != 200 && l.Bytes != 0 {
@@ -274,7 +277,7 @@ func TestNotFoundIsTheSameAsDenied(t *testing.T) {
 	for _, l := range ls {
 		outcomes[l.Outcome]++
 	}
-	if outcomes[OutcomeDenied] != 3 || outcomes[OutcomeNotFound] != 3 {
+	if outcomes[access.OutcomeDenied] != 3 || outcomes[access.OutcomeNotFound] != 3 {
 		t.Errorf("audit outcomes %v: want 3 denied, 3 not_found", outcomes)
 	}
 }
@@ -428,7 +431,7 @@ func TestOddIDs(t *testing.T) {
 			}
 			if res.status == 400 {
 				ls := w.waitAudit(before + 1)
-				if len(ls) != before+1 || ls[before].Outcome != OutcomeBadRequest || ls[before].User != "auditor" {
+				if len(ls) != before+1 || ls[before].Outcome != access.OutcomeBadRequest || ls[before].User != "auditor" {
 					t.Errorf("%s: no bad_request audit line (%d new)", name, len(ls)-before)
 				}
 			}
@@ -562,7 +565,7 @@ func TestInternalErrorsAreGeneric(t *testing.T) {
 		t.Errorf("the cause was not logged:\n%s", logged)
 	}
 	ls := w.auditLines()
-	if n := len(ls); n < 3 || ls[n-1].Outcome != OutcomeError {
+	if n := len(ls); n < 3 || ls[n-1].Outcome != access.OutcomeError {
 		t.Errorf("no error audit lines: %+v", ls)
 	}
 }
@@ -590,7 +593,7 @@ func TestTamperedMessageIsNotServed(t *testing.T) {
 		t.Errorf("got %d bytes; want an authentic prefix that stops before the tampered chunk", len(got))
 	}
 	ls := f.waitAudit(1)
-	if l := ls[len(ls)-1]; l.Outcome != OutcomeError || l.Bytes != int64(len(got)) && l.Bytes < int64(len(got)) {
+	if l := ls[len(ls)-1]; l.Outcome != access.OutcomeError || l.Bytes != int64(len(got)) && l.Bytes < int64(len(got)) {
 		t.Errorf("audit %+v", l)
 	}
 }
@@ -680,7 +683,7 @@ func TestThrottleOverHTTP(t *testing.T) {
 		t.Errorf("web sign-in during the back-off: %d", pres.StatusCode)
 	}
 	ls := f.auditLines()
-	if ls[len(ls)-1].Outcome != OutcomeThrottled || ls[len(ls)-2].Outcome != OutcomeThrottled {
+	if ls[len(ls)-1].Outcome != access.OutcomeThrottled || ls[len(ls)-2].Outcome != access.OutcomeThrottled {
 		t.Errorf("throttled attempts not audited: %+v", ls[len(ls)-2:])
 	}
 	// No token at all is not a guess: it is 401, not counted.
@@ -695,7 +698,7 @@ func TestUsersReloadOverHTTP(t *testing.T) {
 	if res := f.get("/v1/messages", f.tokens["bob"]); res.status != 200 {
 		t.Fatal(res.status)
 	}
-	if err := RemoveUser(f.usersPath, "bob"); err != nil {
+	if err := usersfile.Remove(f.usersPath, "bob"); err != nil {
 		t.Fatal(err)
 	}
 	if res := f.get("/v1/messages", f.tokens["bob"]); res.status != 200 {
@@ -746,7 +749,7 @@ func TestAuditChainOfAServer(t *testing.T) {
 		t.Fatalf("%d audit lines for 25 requests", len(ls))
 	}
 	b, _ := os.ReadFile(w.auditPath)
-	if n, err := VerifyAuditLog(bytes.NewReader(b)); err != nil || n != 25 {
+	if n, err := auditlog.Verify(bytes.NewReader(b)); err != nil || n != 25 {
 		t.Fatalf("verify = %d, %v", n, err)
 	}
 	lines := bytes.SplitAfter(b, []byte("\n"))
@@ -754,12 +757,12 @@ func TestAuditChainOfAServer(t *testing.T) {
 	for i := range lines {
 		edited := slices.Clone(lines)
 		edited[i] = bytes.Replace(edited[i], []byte(`"outcome":"`), []byte(`"outcome":"x`), 1)
-		var ce *AuditChainError
-		if _, err := VerifyAuditLog(bytes.NewReader(bytes.Join(edited, nil))); !errors.As(err, &ce) || ce.Line != i+1 {
+		var ce *auditlog.ChainError
+		if _, err := auditlog.Verify(bytes.NewReader(bytes.Join(edited, nil))); !errors.As(err, &ce) || ce.Line != i+1 {
 			t.Errorf("editing line %d: %v", i+1, err)
 		}
 		deleted := slices.Delete(slices.Clone(lines), i, i+1)
-		_, err := VerifyAuditLog(bytes.NewReader(bytes.Join(deleted, nil)))
+		_, err := auditlog.Verify(bytes.NewReader(bytes.Join(deleted, nil)))
 		if i == len(lines)-1 {
 			continue // a deleted last line leaves a shorter valid log (documented)
 		}
@@ -767,10 +770,8 @@ func TestAuditChainOfAServer(t *testing.T) {
 			t.Errorf("deleting line %d: %v", i+1, err)
 		}
 	}
-	path := filepath.Join(t.TempDir(), "edited.jsonl")
 	edited := bytes.Replace(b, []byte(`"user":"bob"`), []byte(`"user":"eve"`), 1)
-	os.WriteFile(path, edited, 0o600)
-	if _, err := verifyFile(t, path); err == nil {
+	if _, err := auditlog.Verify(bytes.NewReader(edited)); err == nil {
 		t.Error("an edited log verifies")
 	}
 }

@@ -19,11 +19,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/archive/fsstore"
+	"github.com/mailvault/mailvaultd/archivelist"
+	"github.com/mailvault/mailvaultd/auditlog"
 	"github.com/mailvault/mailvaultd/partmap"
 	"github.com/mailvault/mailvaultd/sealer"
+	"github.com/mailvault/mailvaultd/usersfile"
 )
+
+// The implementations the daemon wires in.
+var (
+	_ Lister = (*archivelist.Lister)(nil)
+	_ Users  = (*usersfile.Users)(nil)
+	_ Audit  = (*auditlog.Log)(nil)
+)
+
+// auditLine is a line of the audit log as a test reads it.
+type auditLine struct {
+	Seq int64 `json:"seq"`
+	access.Event
+	Prev string `json:"prev"`
+	Hash string `json:"hash"`
+}
 
 // countingStore is an archive.Store that counts the bytes read through Get
 // and remembers every key it was asked about.
@@ -107,9 +126,9 @@ type fixture struct {
 	store     *countingStore
 	vault     *archive.Vault
 	usersPath string
-	users     *Users
+	users     *usersfile.Users
 	auditPath string
-	audit     *AuditLog
+	audit     *auditlog.Log
 	srv       *httptest.Server
 	tokens    map[string]string // user name -> token
 	logs      *bytes.Buffer
@@ -139,27 +158,28 @@ func newFixture(t *testing.T) *fixture {
 	}
 	for _, u := range []struct {
 		name  string
-		role  Role
+		role  access.Role
 		boxes []string
 	}{
-		{"alice", RoleReader, []string{"alice@example.com"}},
-		{"bob", RoleReader, []string{"Bob@Example.COM", "bob+news@example.com"}},
-		{"auditor", RoleAuditor, nil},
+		{"alice", access.RoleReader, []string{"alice@example.com"}},
+		{"bob", access.RoleReader, []string{"Bob@Example.COM", "bob+news@example.com"}},
+		{"auditor", access.RoleAuditor, nil},
 	} {
-		tok, err := AddUser(f.usersPath, u.name, u.role, u.boxes)
+		tok, err := usersfile.Add(f.usersPath, u.name, u.role, u.boxes)
 		if err != nil {
 			t.Fatal(err)
 		}
 		f.tokens[u.name] = tok
 	}
-	if f.users, err = LoadUsers(f.usersPath); err != nil {
+	if f.users, err = usersfile.Load(f.usersPath); err != nil {
 		t.Fatal(err)
 	}
-	if f.audit, err = OpenAuditLog(f.auditPath); err != nil {
+	if f.audit, err = auditlog.Open(f.auditPath); err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: f.logs, mu: f.logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := NewHandler(Options{Vault: f.vault, Keys: keys, Users: f.users, Audit: f.audit, Logger: logger, MaxPageSize: 100})
+	lister := archivelist.New(f.vault, ManifestOpener(f.vault, keys), logger)
+	h := NewHandler(Options{Vault: f.vault, Keys: keys, Lister: lister, Users: f.users, Audit: f.audit, Logger: logger, MaxPageSize: 100})
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(func() {
 		f.srv.Close()

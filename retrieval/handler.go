@@ -2,7 +2,6 @@ package retrieval
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/listing"
 	"github.com/mailvault/mailvaultd/sealer"
 )
 
@@ -27,12 +28,34 @@ const (
 	defaultPageSize = 50
 )
 
-// Options configures NewHandler. Vault, Keys, Users and Audit are required.
+// Lister makes one page of a listing (archivelist over the archive's index;
+// later the catalog). retrieval checks each message on it against the caller.
+type Lister interface {
+	List(ctx context.Context, q listing.Query) (listing.Page, error)
+}
+
+// Users authenticates a caller by the SHA-256 of the token they presented
+// (usersfile; later a database). It compares in constant time.
+type Users interface {
+	Authenticate(h access.TokenHash) (access.Principal, bool)
+}
+
+// Audit records one access (auditlog; later a database). Record's error says
+// that the event was not recorded; Err says that no event can be (the
+// handler then decrypts nothing).
+type Audit interface {
+	Record(e access.Event) error
+	Err() error
+}
+
+// Options configures NewHandler. Vault, Keys, Lister, Users and Audit are
+// required.
 type Options struct {
-	Vault  *archive.Vault
+	Vault  *archive.Vault // reading messages
 	Keys   sealer.KeyProvider
-	Users  *Users
-	Audit  *AuditLog
+	Lister Lister
+	Users  Users
+	Audit  Audit
 	Logger *slog.Logger
 	// Ready, if set, is an extra readiness check for /readyz.
 	Ready func(ctx context.Context) error
@@ -45,8 +68,9 @@ type Options struct {
 type handler struct {
 	vault    *archive.Vault
 	keys     sealer.KeyProvider
-	users    *Users
-	audit    *AuditLog
+	lister   Lister
+	users    Users
+	audit    Audit
 	log      *slog.Logger
 	ready    func(ctx context.Context) error
 	maxPage  int
@@ -72,12 +96,13 @@ type handler struct {
 // and answers 404 for every other path, so it can be mounted as "/" beside,
 // for example, "/metrics" on an outer mux.
 func NewHandler(o Options) http.Handler {
-	if o.Vault == nil || o.Keys == nil || o.Users == nil || o.Audit == nil {
-		panic("retrieval: NewHandler needs Vault, Keys, Users and Audit")
+	if o.Vault == nil || o.Keys == nil || o.Lister == nil || o.Users == nil || o.Audit == nil {
+		panic("retrieval: NewHandler needs Vault, Keys, Lister, Users and Audit")
 	}
 	h := &handler{
 		vault:    o.Vault,
 		keys:     o.Keys,
+		lister:   o.Lister,
 		users:    o.Users,
 		audit:    o.Audit,
 		log:      o.Logger,
@@ -156,7 +181,7 @@ func (h *handler) badPath(w http.ResponseWriter, r *http.Request) {
 	if _, ok := h.authenticate(w, r, &ev); !ok {
 		return
 	}
-	h.record(ev, OutcomeBadRequest, 0)
+	h.record(ev, access.OutcomeBadRequest, 0)
 	writeError(w, http.StatusBadRequest, "bad request")
 }
 
@@ -185,17 +210,17 @@ const sessionCookie = "mailvaultd_session"
 // authenticate resolves the caller from a bearer token or, failing that, a
 // web session cookie. On failure it answers (401 or 429), records ev and
 // returns false. On success it fills ev's user and role.
-func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, ev *AuditEvent) (*principal, bool) {
+func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, ev *access.Event) (*principal, bool) {
 	p, status := h.resolve(r)
 	switch status {
 	case http.StatusOK:
 		ev.User, ev.Role = p.name, p.role
 		return p, true
 	case http.StatusTooManyRequests:
-		h.record(*ev, OutcomeThrottled, 0)
+		h.record(*ev, access.OutcomeThrottled, 0)
 		h.writeThrottled(w, r)
 	default:
-		h.record(*ev, OutcomeUnauthenticated, 0)
+		h.record(*ev, access.OutcomeUnauthenticated, 0)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mailvaultd"`)
 		writeError(w, http.StatusUnauthorized, "unauthorized")
 	}
@@ -214,7 +239,7 @@ func (h *handler) resolve(r *http.Request) (*principal, int) {
 		if !strings.EqualFold(scheme, "Bearer") {
 			return nil, http.StatusUnauthorized
 		}
-		p := h.users.authenticate(strings.TrimSpace(token))
+		p := h.authenticateToken(strings.TrimSpace(token))
 		if p == nil {
 			h.throttle.fail(addr)
 			return nil, http.StatusUnauthorized
@@ -223,8 +248,12 @@ func (h *handler) resolve(r *http.Request) (*principal, int) {
 		return p, http.StatusOK
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if p := h.sessions.lookup(c.Value, h.users); p != nil {
-			return p, http.StatusOK
+		if sess := h.sessions.lookup(c.Value); sess != nil {
+			// The session ends when its user is removed or given a new
+			// token.
+			if p, ok := h.users.Authenticate(sess.hash); ok && p.Name == sess.name {
+				return newPrincipal(p, sess.hash), http.StatusOK
+			}
 		}
 	}
 	return nil, http.StatusUnauthorized
@@ -238,13 +267,13 @@ func (h *handler) writeThrottled(w http.ResponseWriter, r *http.Request) {
 
 // # Audit
 
-func (h *handler) event(r *http.Request, action string) AuditEvent {
-	return AuditEvent{Action: action, Remote: r.RemoteAddr}
+func (h *handler) event(r *http.Request, action string) access.Event {
+	return access.Event{Action: action, Remote: r.RemoteAddr}
 }
 
 // record writes ev with outcome and bytes. A failure is logged: the log
 // then refuses further records and auditReady stops new decryptions.
-func (h *handler) record(ev AuditEvent, outcome string, n int64) {
+func (h *handler) record(ev access.Event, outcome string, n int64) {
 	ev.Outcome, ev.Bytes = outcome, n
 	ev.Time = h.now()
 	if err := h.audit.Record(ev); err != nil {
@@ -281,24 +310,24 @@ func auditString(s string) string {
 // fail classifies a failure once, at the edge: what the client sees (a
 // status and a generic message), what the log gets (the cause) and what the
 // audit log records.
-func (h *handler) fail(w http.ResponseWriter, ev AuditEvent, err error) {
+func (h *handler) fail(w http.ResponseWriter, ev access.Event, err error) {
 	switch {
 	case errors.Is(err, archive.ErrNotFound):
-		h.record(ev, OutcomeNotFound, 0)
+		h.record(ev, access.OutcomeNotFound, 0)
 		writeError(w, http.StatusNotFound, "not found")
 	case errors.Is(err, context.DeadlineExceeded):
 		h.log.Warn("retrieval: request timed out", "action", ev.Action, "message_id", ev.MessageID, "err", err)
-		h.record(ev, OutcomeError, 0)
+		h.record(ev, access.OutcomeError, 0)
 		writeError(w, http.StatusServiceUnavailable, "unavailable")
 	case errors.Is(err, context.Canceled):
-		h.record(ev, OutcomeError, 0)
+		h.record(ev, access.OutcomeError, 0)
 	default:
 		if errors.Is(err, sealer.ErrDecrypt) {
 			h.log.Error("retrieval: stored message failed authentication", "message_id", ev.MessageID, "err", err)
 		} else {
 			h.log.Error("retrieval: request failed", "action", ev.Action, "message_id", ev.MessageID, "err", err)
 		}
-		h.record(ev, OutcomeError, 0)
+		h.record(ev, access.OutcomeError, 0)
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}
 }
@@ -364,6 +393,3 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
-
-// tokenHash is the SHA-256 of a token, as a session remembers it.
-func tokenHash(p *principal) [sha256.Size]byte { return p.hash }

@@ -19,6 +19,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/partmap"
 )
 
@@ -83,7 +84,7 @@ const (
 
 type session struct {
 	name    string
-	hash    [sha256.Size]byte
+	hash    access.TokenHash // of the token the user signed in with
 	expires time.Time
 }
 
@@ -123,11 +124,13 @@ func (s *sessionStore) create(p *principal) (string, error) {
 			delete(s.m, oldestK)
 		}
 	}
-	s.m[sha256.Sum256([]byte(id))] = &session{name: p.name, hash: tokenHash(p), expires: now.Add(sessionTTL)}
+	s.m[sha256.Sum256([]byte(id))] = &session{name: p.name, hash: p.hash, expires: now.Add(sessionTTL)}
 	return id, nil
 }
 
-func (s *sessionStore) lookup(id string, users *Users) *principal {
+// lookup returns the live session id, or nil. The caller checks that its
+// user still holds the token it signed in with.
+func (s *sessionStore) lookup(id string) *session {
 	if id == "" || len(id) > 64 {
 		return nil
 	}
@@ -139,10 +142,7 @@ func (s *sessionStore) lookup(id string, users *Users) *principal {
 		sess = nil
 	}
 	s.mu.Unlock()
-	if sess == nil {
-		return nil
-	}
-	return users.byName(sess.name, sess.hash)
+	return sess
 }
 
 func (s *sessionStore) remove(id string) {
@@ -171,7 +171,7 @@ func (h *handler) render(w http.ResponseWriter, status int, name string, data an
 
 type pageUser struct {
 	Name      string
-	Role      Role
+	Role      access.Role
 	Mailboxes []string
 }
 
@@ -245,7 +245,7 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusOK, "signin.html", signInPage{})
 		return
 	}
-	ev := h.event(r, ActionList)
+	ev := h.event(r, access.ActionList)
 	ev.User, ev.Role = p.name, p.role
 	v := r.URL.Query()
 	items, next, st, msg := h.list(ctx, p, v, &ev)
@@ -278,7 +278,7 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 	var n int64
 	cw := &countingWriter{w: w, n: &n}
 	h.render(cw, http.StatusOK, "list.html", page)
-	h.record(ev, OutcomeOK, n)
+	h.record(ev, access.OutcomeOK, n)
 }
 
 func partHref(id string, n int) string {
@@ -296,7 +296,7 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
-	ev := h.event(r, ActionView)
+	ev := h.event(r, access.ActionView)
 	hw := &htmlErrors{ResponseWriter: w, h: h}
 	p, msg, ok := h.openReadable(ctx, hw, r, &ev, nil)
 	if !ok {
@@ -306,7 +306,7 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 	m := msg.m
 	page := messagePage{
 		User: userOf(p), ID: m.ID, Received: m.ReceivedAt.UTC().Format(time.RFC1123),
-		EnvFrom: m.From, EnvTo: visibleRecipients(p, m), Header: m.Header,
+		EnvFrom: m.From, EnvTo: visibleRecipients(p, m.From, m.To), Header: m.Header,
 		RawHref: "/v1/messages/" + m.ID + "/raw", RawSize: m.Size, BrokenMIME: m.Broken,
 	}
 	body := -1
@@ -344,7 +344,7 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 	}
 	var n int64
 	h.render(&countingWriter{w: w, n: &n}, http.StatusOK, "message.html", page)
-	h.record(ev, OutcomeOK, shown)
+	h.record(ev, access.OutcomeOK, shown)
 }
 
 // htmlErrors turns the JSON error answers of the shared request path into
@@ -385,20 +385,20 @@ func (h *handler) webSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
-	ev := h.event(r, ActionSignIn)
+	ev := h.event(r, access.ActionSignIn)
 	addr := remoteIP(r)
 	if h.throttle.wait(addr) > 0 {
-		h.record(ev, OutcomeThrottled, 0)
+		h.record(ev, access.OutcomeThrottled, 0)
 		h.render(w, http.StatusTooManyRequests, "signin.html", signInPage{Error: "Too many failed sign-ins from your address. Wait a while and try again."})
 		return
 	}
 	token := strings.TrimSpace(r.PostFormValue("token"))
-	p := h.users.authenticate(token)
+	p := h.authenticateToken(token)
 	if p == nil {
 		if token != "" {
 			h.throttle.fail(addr)
 		}
-		h.record(ev, OutcomeUnauthenticated, 0)
+		h.record(ev, access.OutcomeUnauthenticated, 0)
 		h.render(w, http.StatusUnauthorized, "signin.html", signInPage{Error: "That token is not valid."})
 		return
 	}
@@ -410,7 +410,7 @@ func (h *handler) webSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ev.User, ev.Role = p.name, p.role
-	h.record(ev, OutcomeOK, 0)
+	h.record(ev, access.OutcomeOK, 0)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: id, Path: "/", MaxAge: int(sessionTTL / time.Second),
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,

@@ -12,11 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/auditlog"
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/internal/version"
 	"github.com/mailvault/mailvaultd/retrieval"
 	"github.com/mailvault/mailvaultd/sealer"
+	"github.com/mailvault/mailvaultd/usersfile"
 )
 
 func cmdVersion(stdout io.Writer) int {
@@ -136,12 +139,12 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 			os.Remove(*outPath) // never leave a partial copy behind
 		}
 	}
-	outcome := retrieval.OutcomeOK
+	outcome := access.OutcomeOK
 	switch {
 	case errors.Is(err, archive.ErrNotFound):
-		outcome = retrieval.OutcomeNotFound
+		outcome = access.OutcomeNotFound
 	case err != nil:
-		outcome = retrieval.OutcomeError
+		outcome = access.OutcomeError
 	}
 	if aerr := auditCLI(c, id, n, outcome); aerr != nil {
 		fmt.Fprintf(stderr, "mailvaultd get: audit log: %v\n", aerr)
@@ -157,7 +160,7 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 // auditCLI records a decryption by the command line in the audit log; the
 // user is the operating-system account that ran it.
 func auditCLI(c *config.Config, id string, n int64, outcome string) error {
-	a, err := retrieval.OpenAuditLog(c.Retrieval.AuditLog)
+	a, err := auditlog.Open(c.Retrieval.AuditLog)
 	if err != nil {
 		return err
 	}
@@ -166,8 +169,8 @@ func auditCLI(c *config.Config, id string, n int64, outcome string) error {
 	if u, err := osuser.Current(); err == nil {
 		user = "cli:" + u.Username
 	}
-	return a.Record(retrieval.AuditEvent{Time: time.Now().UTC(), User: user, Role: retrieval.RoleAuditor,
-		Action: retrieval.ActionRaw, MessageID: id, Bytes: n, Remote: "local", Outcome: outcome})
+	return a.Record(access.Event{Time: time.Now().UTC(), User: user, Role: access.RoleAuditor,
+		Action: access.ActionRaw, MessageID: id, Bytes: n, Remote: "local", Outcome: outcome})
 }
 
 // mailboxFlags collects repeated -mailbox flags.
@@ -197,14 +200,14 @@ func cmdUsers(args []string, stdout, stderr io.Writer) int {
 	path := c.Retrieval.UsersFile
 	switch {
 	case pos[0] == "add" && len(pos) == 2:
-		role := retrieval.RoleReader
+		role := access.RoleReader
 		if *auditor {
-			role = retrieval.RoleAuditor
+			role = access.RoleAuditor
 		} else if len(mailboxes) == 0 {
 			fmt.Fprintln(stderr, "mailvaultd users add: a reader needs at least one -mailbox (or -auditor)")
 			return exitUsage
 		}
-		token, err := retrieval.AddUser(path, pos[1], role, mailboxes)
+		token, err := usersfile.Add(path, pos[1], role, mailboxes)
 		if err != nil {
 			fmt.Fprintf(stderr, "mailvaultd users add: %v\n", err)
 			return exitFail
@@ -213,7 +216,7 @@ func cmdUsers(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "Its token is shown once, on the next line; only its SHA-256 is stored:")
 		fmt.Fprintln(stdout, token)
 	case pos[0] == "list" && len(pos) == 1:
-		users, err := retrieval.ListUsers(path)
+		users, err := usersfile.List(path)
 		if err != nil {
 			fmt.Fprintf(stderr, "mailvaultd users list: %v\n", err)
 			return exitFail
@@ -222,7 +225,7 @@ func cmdUsers(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "%s\t%s\t%s\n", u.Name, u.Role, strings.Join(u.Mailboxes, ","))
 		}
 	case pos[0] == "remove" && len(pos) == 2:
-		if err := retrieval.RemoveUser(path, pos[1]); err != nil {
+		if err := usersfile.Remove(path, pos[1]); err != nil {
 			fmt.Fprintf(stderr, "mailvaultd users remove: %v\n", err)
 			return exitFail
 		}
@@ -245,7 +248,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	defer f.Close()
-	n, err := retrieval.VerifyAuditLog(f)
+	n, err := auditlog.Verify(f)
 	if err != nil {
 		fmt.Fprintf(stderr, "mailvaultd audit verify: %s: %v\n", args[1], err)
 		return exitFail

@@ -11,21 +11,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/archivelist"
+	"github.com/mailvault/mailvaultd/auditlog"
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/retrieval"
 	"github.com/mailvault/mailvaultd/sealer"
+	"github.com/mailvault/mailvaultd/usersfile"
 )
 
 // web is the HTTP side: the retrieval handler with /metrics beside it.
 type web struct {
 	mux   *http.ServeMux
-	users *retrieval.Users
-	audit *retrieval.AuditLog
+	users *usersfile.Users
+	audit *auditlog.Log
 }
 
 func newWeb(ctx context.Context, c *config.Config, e *env, log *slog.Logger, reg *prometheus.Registry) (*web, error) {
-	users, err := retrieval.LoadUsers(c.Retrieval.UsersFile)
+	users, err := usersfile.Load(c.Retrieval.UsersFile)
 	if err != nil {
 		return nil, &config.Error{File: c.File, Key: "retrieval.users_file", Reason: err.Error()}
 	}
@@ -33,7 +37,7 @@ func newWeb(ctx context.Context, c *config.Config, e *env, log *slog.Logger, reg
 		log.Warn("users file does not exist: nobody can read the archive until users are added with `mailvaultd users add`",
 			"path", c.Retrieval.UsersFile)
 	}
-	audit, err := retrieval.OpenAuditLog(c.Retrieval.AuditLog)
+	audit, err := auditlog.Open(c.Retrieval.AuditLog)
 	if err != nil {
 		return nil, &config.Error{File: c.File, Key: "retrieval.audit_log", Reason: err.Error()}
 	}
@@ -41,7 +45,8 @@ func newWeb(ctx context.Context, c *config.Config, e *env, log *slog.Logger, reg
 	w.mux.Handle("GET /metrics", metricsHandler(reg))
 	w.mux.Handle("/", retrieval.NewHandler(retrieval.Options{
 		Vault: e.vault, Keys: e.keys, Users: users, Audit: audit, Logger: log,
-		Ready: func(ctx context.Context) error { return ready(ctx, e) },
+		Lister: archivelist.New(e.vault, retrieval.ManifestOpener(e.vault, e.keys), log),
+		Ready:  func(ctx context.Context) error { return ready(ctx, e) },
 	}))
 	return w, nil
 }
@@ -89,18 +94,18 @@ func devBootstrap(c *config.Config, log *slog.Logger) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	users, err := retrieval.ListUsers(c.Retrieval.UsersFile)
+	users, err := usersfile.List(c.Retrieval.UsersFile)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	for _, u := range users {
 		if u.Name == "admin" {
-			if err := retrieval.RemoveUser(c.Retrieval.UsersFile, "admin"); err != nil {
+			if err := usersfile.Remove(c.Retrieval.UsersFile, "admin"); err != nil {
 				return err
 			}
 		}
 	}
-	token, err := retrieval.AddUser(c.Retrieval.UsersFile, "admin", retrieval.RoleAuditor, nil)
+	token, err := usersfile.Add(c.Retrieval.UsersFile, "admin", access.RoleAuditor, nil)
 	if err != nil {
 		return err
 	}

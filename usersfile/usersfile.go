@@ -1,4 +1,14 @@
-package retrieval
+// Package usersfile owns the users file: a YAML list of the people who may
+// read the archive, each with a role, their mailboxes and the SHA-256 of
+// their bearer token. It loads and reloads the file (strictly: unknown keys,
+// duplicate names and malformed entries are errors), adds, lists and removes
+// users (keeping the file's comments, replacing it atomically with mode
+// 0600), issues tokens, and answers retrieval's one question: whose token
+// has this hash.
+//
+// usersfile never keeps a token (only its hash), never authorises (retrieval
+// decides what a principal may read) and never serves a request.
+package usersfile
 
 import (
 	"bytes"
@@ -14,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,26 +32,17 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
-)
-
-// Role is what a user may read.
-type Role string
-
-const (
-	// RoleReader reads the messages of their own mailboxes.
-	RoleReader Role = "reader"
-	// RoleAuditor reads every message.
-	RoleAuditor Role = "auditor"
 )
 
 // User is one entry of the users file. The token itself is never stored:
 // TokenSHA256 is the hex SHA-256 of the token string as presented.
 type User struct {
-	Name        string   `yaml:"name"`
-	Role        Role     `yaml:"role"`
-	Mailboxes   []string `yaml:"mailboxes,omitempty,flow"`
-	TokenSHA256 string   `yaml:"token_sha256"`
+	Name        string      `yaml:"name"`
+	Role        access.Role `yaml:"role"`
+	Mailboxes   []string    `yaml:"mailboxes,omitempty,flow"`
+	TokenSHA256 string      `yaml:"token_sha256"`
 }
 
 // usersFile is the YAML document: a single key "users".
@@ -50,41 +52,15 @@ type usersFile struct {
 
 const (
 	maxUsersFileBytes = 4 << 20
-	maxMailboxBytes   = 320
 	tokenBytes        = 32
-	// maxTokenChars bounds what a client may present before it is hashed.
-	maxTokenChars = 256
 )
 
 var userNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
-// principal is a user ready for authentication and authorisation.
+// principal is a loaded user, ready for authentication.
 type principal struct {
-	name      string
-	role      Role
-	mailboxes []string            // normalised, in file order
-	boxes     map[string]struct{} // normalised
-	hash      [sha256.Size]byte
-}
-
-func (p *principal) mayRead(m *archive.Manifest) bool {
-	if p.role == RoleAuditor {
-		return true
-	}
-	if _, ok := p.boxes[archive.NormalizeAddress(m.From)]; ok && m.From != "" {
-		return true
-	}
-	for _, to := range m.To {
-		if _, ok := p.boxes[archive.NormalizeAddress(to)]; ok {
-			return true
-		}
-	}
-	return false
-}
-
-func (p *principal) hasMailbox(normalised string) bool {
-	_, ok := p.boxes[normalised]
-	return ok
+	p    access.Principal
+	hash access.TokenHash
 }
 
 // Users is the set of users loaded from the users file. It is safe for
@@ -96,10 +72,10 @@ type Users struct {
 	mu      sync.Mutex // serialises Reload
 }
 
-// LoadUsers reads the users file at path. A missing file is not an error: it
+// Load reads the users file at path. A missing file is not an error: it
 // gives an empty set (nobody can sign in) on which Missing reports true, so
 // that the caller can log a warning.
-func LoadUsers(path string) (*Users, error) {
+func Load(path string) (*Users, error) {
 	u := &Users{path: path}
 	if err := u.Reload(); err != nil {
 		return nil, err
@@ -122,7 +98,7 @@ func (u *Users) Reload() error {
 	for _, usr := range f.Users {
 		p, err := newPrincipal(usr)
 		if err != nil {
-			return fmt.Errorf("retrieval: users file %s: user %q: %w", u.path, usr.Name, err)
+			return fmt.Errorf("usersfile: %s: user %q: %w", u.path, usr.Name, err)
 		}
 		set = append(set, p)
 	}
@@ -148,67 +124,43 @@ func (u *Users) Len() int {
 // Path is the users file.
 func (u *Users) Path() string { return u.path }
 
-// Authenticate returns the user whose token is token. Every user's hash is
-// compared, in constant time, whatever matches.
-func (u *Users) Authenticate(token string) (User, bool) {
-	p := u.authenticate(token)
-	if p == nil {
-		return User{}, false
-	}
-	return User{Name: p.name, Role: p.role, Mailboxes: append([]string(nil), p.mailboxes...), TokenSHA256: hex.EncodeToString(p.hash[:])}, true
-}
-
-func (u *Users) authenticate(token string) *principal {
-	if u == nil || token == "" || len(token) > maxTokenChars {
-		return nil
+// Authenticate returns the user whose token has the hash h. Every user's
+// hash is compared, in constant time, whatever matches.
+func (u *Users) Authenticate(h access.TokenHash) (access.Principal, bool) {
+	if u == nil {
+		return access.Principal{}, false
 	}
 	s := u.set.Load()
 	if s == nil {
-		return nil
+		return access.Principal{}, false
 	}
-	h := sha256.Sum256([]byte(token))
 	var found *principal
 	for _, p := range *s {
 		if subtle.ConstantTimeCompare(h[:], p.hash[:]) == 1 {
 			found = p
 		}
 	}
-	return found
-}
-
-// byName returns the current user called name whose token hash is hash, so
-// that a web session ends when its user is removed or given a new token.
-func (u *Users) byName(name string, hash [sha256.Size]byte) *principal {
-	if u == nil {
-		return nil
+	if found == nil {
+		return access.Principal{}, false
 	}
-	s := u.set.Load()
-	if s == nil {
-		return nil
-	}
-	for _, p := range *s {
-		if p.name == name && subtle.ConstantTimeCompare(hash[:], p.hash[:]) == 1 {
-			return p
-		}
-	}
-	return nil
+	p := found.p
+	p.Mailboxes = slices.Clone(p.Mailboxes)
+	return p, true
 }
 
 func newPrincipal(usr User) (*principal, error) {
 	if err := validateUser(usr); err != nil {
 		return nil, err
 	}
-	p := &principal{name: usr.Name, role: usr.Role, boxes: make(map[string]struct{})}
+	p := &principal{p: access.Principal{Name: usr.Name, Role: usr.Role}}
 	if _, err := hex.Decode(p.hash[:], []byte(usr.TokenSHA256)); err != nil {
 		return nil, errors.New("token_sha256 is not hex")
 	}
 	for _, mb := range usr.Mailboxes {
 		n := archive.NormalizeAddress(mb)
-		if _, dup := p.boxes[n]; dup {
-			continue
+		if !slices.Contains(p.p.Mailboxes, n) {
+			p.p.Mailboxes = append(p.p.Mailboxes, n)
 		}
-		p.boxes[n] = struct{}{}
-		p.mailboxes = append(p.mailboxes, n)
 	}
 	return p, nil
 }
@@ -218,16 +170,16 @@ func validateUser(usr User) error {
 		return errors.New("name must be 1-64 of A-Z a-z 0-9 . _ @ -, starting with a letter or digit")
 	}
 	switch usr.Role {
-	case RoleReader:
+	case access.RoleReader:
 		if len(usr.Mailboxes) == 0 {
 			return errors.New("a reader needs at least one mailbox")
 		}
-	case RoleAuditor:
+	case access.RoleAuditor:
 	default:
-		return fmt.Errorf("role %q is neither %q nor %q", usr.Role, RoleReader, RoleAuditor)
+		return fmt.Errorf("role %q is neither %q nor %q", usr.Role, access.RoleReader, access.RoleAuditor)
 	}
 	for _, mb := range usr.Mailboxes {
-		if err := validateMailbox(mb); err != nil {
+		if err := access.ValidateMailbox(mb); err != nil {
 			return err
 		}
 	}
@@ -240,21 +192,6 @@ func validateUser(usr User) error {
 	return nil
 }
 
-func validateMailbox(mb string) error {
-	if mb == "" || len(mb) > maxMailboxBytes {
-		return fmt.Errorf("mailbox %q: must be 1-%d bytes", mb, maxMailboxBytes)
-	}
-	for _, r := range mb {
-		if r <= ' ' || r == 0x7f || r == '<' || r == '>' || r == ',' {
-			return fmt.Errorf("mailbox %q: contains a space, a control character or one of <>,", mb)
-		}
-	}
-	if !strings.Contains(mb, "@") {
-		return fmt.Errorf("mailbox %q: not an address (no @)", mb)
-	}
-	return nil
-}
-
 // readUsersFile parses path strictly (unknown keys are an error). exists is
 // false for a missing file.
 func readUsersFile(path string) (f usersFile, exists bool, err error) {
@@ -263,15 +200,15 @@ func readUsersFile(path string) (f usersFile, exists bool, err error) {
 		return usersFile{}, false, nil
 	}
 	if err != nil {
-		return usersFile{}, false, fmt.Errorf("retrieval: users file: %w", err)
+		return usersFile{}, false, fmt.Errorf("usersfile: %w", err)
 	}
 	if err := decodeUsers(b, &f); err != nil {
-		return usersFile{}, true, fmt.Errorf("retrieval: users file %s: %w", path, err)
+		return usersFile{}, true, fmt.Errorf("usersfile: %s: %w", path, err)
 	}
 	seen := make(map[string]bool, len(f.Users))
 	for _, usr := range f.Users {
 		if seen[usr.Name] {
-			return usersFile{}, true, fmt.Errorf("retrieval: users file %s: user %q appears twice", path, usr.Name)
+			return usersFile{}, true, fmt.Errorf("usersfile: %s: user %q appears twice", path, usr.Name)
 		}
 		seen[usr.Name] = true
 	}
@@ -312,30 +249,30 @@ func decodeUsers(b []byte, f *usersFile) error {
 func NewToken() (token, sha256Hex string, err error) {
 	b := make([]byte, tokenBytes)
 	if _, err := rand.Read(b); err != nil {
-		return "", "", fmt.Errorf("retrieval: token: %w", err)
+		return "", "", fmt.Errorf("usersfile: token: %w", err)
 	}
 	token = base64.RawURLEncoding.EncodeToString(b)
-	h := sha256.Sum256([]byte(token))
+	h := access.HashToken(token)
 	return token, hex.EncodeToString(h[:]), nil
 }
 
-// AddUser adds a user to the users file at path (creating the file, mode
+// Add adds a user to the users file at path (creating the file, mode
 // 0600, and its directory, mode 0700, if needed) and returns the new token.
 // The token is not stored anywhere: the caller shows it once.
 // The file is replaced atomically; comments and other users are kept.
-func AddUser(path, name string, role Role, mailboxes []string) (string, error) {
+func Add(path, name string, role access.Role, mailboxes []string) (string, error) {
 	token, sum, err := NewToken()
 	if err != nil {
 		return "", err
 	}
 	usr := User{Name: name, Role: role, Mailboxes: mailboxes, TokenSHA256: sum}
 	if err := validateUser(usr); err != nil {
-		return "", fmt.Errorf("retrieval: add user %q: %w", name, err)
+		return "", fmt.Errorf("usersfile: add user %q: %w", name, err)
 	}
 	err = editUsersFile(path, func(f *usersFile, seq *yaml.Node) error {
 		for _, u := range f.Users {
 			if u.Name == name {
-				return fmt.Errorf("retrieval: add user %q: a user of that name exists", name)
+				return fmt.Errorf("usersfile: add user %q: a user of that name exists", name)
 			}
 		}
 		var n yaml.Node
@@ -351,8 +288,8 @@ func AddUser(path, name string, role Role, mailboxes []string) (string, error) {
 	return token, nil
 }
 
-// RemoveUser removes the user called name from the users file.
-func RemoveUser(path, name string) error {
+// Remove removes the user called name from the users file.
+func Remove(path, name string) error {
 	return editUsersFile(path, func(f *usersFile, seq *yaml.Node) error {
 		for i, n := range seq.Content {
 			var u User
@@ -364,19 +301,19 @@ func RemoveUser(path, name string) error {
 				return nil
 			}
 		}
-		return fmt.Errorf("retrieval: remove user %q: no such user", name)
+		return fmt.Errorf("usersfile: remove user %q: no such user", name)
 	})
 }
 
-// ListUsers returns the users of the file at path (none for a missing file).
-func ListUsers(path string) ([]User, error) {
+// List returns the users of the file at path (none for a missing file).
+func List(path string) ([]User, error) {
 	f, _, err := readUsersFile(path)
 	if err != nil {
 		return nil, err
 	}
 	for _, u := range f.Users {
 		if err := validateUser(u); err != nil {
-			return nil, fmt.Errorf("retrieval: users file %s: user %q: %w", path, u.Name, err)
+			return nil, fmt.Errorf("usersfile: %s: user %q: %w", path, u.Name, err)
 		}
 	}
 	return f.Users, nil
@@ -393,10 +330,10 @@ func editUsersFile(path string, edit func(f *usersFile, seq *yaml.Node) error) e
 	if exists {
 		b, err := readBounded(path)
 		if err != nil {
-			return fmt.Errorf("retrieval: users file: %w", err)
+			return fmt.Errorf("usersfile: %w", err)
 		}
 		if err := yaml.Unmarshal(b, &doc); err != nil {
-			return fmt.Errorf("retrieval: users file %s: %w", path, err)
+			return fmt.Errorf("usersfile: %s: %w", path, err)
 		}
 	}
 	seq := usersSequence(&doc)
@@ -407,15 +344,15 @@ func editUsersFile(path string, edit func(f *usersFile, seq *yaml.Node) error) e
 	enc := yaml.NewEncoder(&out)
 	enc.SetIndent(2)
 	if err := enc.Encode(&doc); err != nil {
-		return fmt.Errorf("retrieval: users file %s: encode: %w", path, err)
+		return fmt.Errorf("usersfile: %s: encode: %w", path, err)
 	}
 	if err := enc.Close(); err != nil {
-		return fmt.Errorf("retrieval: users file %s: encode: %w", path, err)
+		return fmt.Errorf("usersfile: %s: encode: %w", path, err)
 	}
 	// Check that what is written loads.
 	var check usersFile
 	if err := decodeUsers(out.Bytes(), &check); err != nil {
-		return fmt.Errorf("retrieval: users file %s: re-read: %w", path, err)
+		return fmt.Errorf("usersfile: %s: re-read: %w", path, err)
 	}
 	return writeFileAtomic(path, out.Bytes())
 }
@@ -452,11 +389,11 @@ func usersSequence(doc *yaml.Node) *yaml.Node {
 func writeFileAtomic(path string, b []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("retrieval: users file: %w", err)
+		return fmt.Errorf("usersfile: %w", err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("retrieval: users file: %w", err)
+		return fmt.Errorf("usersfile: %w", err)
 	}
 	name := tmp.Name()
 	ok := false
@@ -467,7 +404,7 @@ func writeFileAtomic(path string, b []byte) error {
 		}
 	}()
 	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("retrieval: users file: %w", err)
+		return fmt.Errorf("usersfile: %w", err)
 	}
 	if st, err := os.Stat(path); err == nil {
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
@@ -477,16 +414,16 @@ func writeFileAtomic(path string, b []byte) error {
 		}
 	}
 	if _, err := tmp.Write(b); err != nil {
-		return fmt.Errorf("retrieval: users file: %w", err)
+		return fmt.Errorf("usersfile: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("retrieval: users file: %w", err)
+		return fmt.Errorf("usersfile: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("retrieval: users file: %w", err)
+		return fmt.Errorf("usersfile: %w", err)
 	}
 	if err := os.Rename(name, path); err != nil {
-		return fmt.Errorf("retrieval: users file: %w", err)
+		return fmt.Errorf("usersfile: %w", err)
 	}
 	ok = true
 	if d, err := os.Open(dir); err == nil {

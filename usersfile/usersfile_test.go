@@ -1,4 +1,4 @@
-package retrieval
+package usersfile_test
 
 import (
 	"crypto/sha256"
@@ -9,15 +9,23 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/mailvault/mailvaultd/access"
+	"github.com/mailvault/mailvaultd/usersfile"
 )
+
+// authenticate asks u about token as retrieval does: by its hash.
+func authenticate(u *usersfile.Users, token string) (access.Principal, bool) {
+	return u.Authenticate(access.HashToken(token))
+}
 
 func TestUsersAddListRemove(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "etc", "users.yaml")
-	alice, err := AddUser(path, "alice", RoleReader, []string{"Alice@Example.COM", "alice+lists@example.com"})
+	alice, err := usersfile.Add(path, "alice", access.RoleReader, []string{"Alice@Example.COM", "alice+lists@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	audit, err := AddUser(path, "audit", RoleAuditor, nil)
+	audit, err := usersfile.Add(path, "audit", access.RoleAuditor, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,65 +48,65 @@ func TestUsersAddListRemove(t *testing.T) {
 		t.Fatalf("the users file lacks the SHA-256 of alice's token:\n%s", b)
 	}
 
-	if _, err := AddUser(path, "alice", RoleReader, []string{"x@example.com"}); err == nil {
+	if _, err := usersfile.Add(path, "alice", access.RoleReader, []string{"x@example.com"}); err == nil {
 		t.Error("adding alice twice succeeded")
 	}
 	for _, bad := range []struct {
 		name  string
-		role  Role
+		role  access.Role
 		boxes []string
 	}{
-		{"", RoleReader, []string{"a@b"}},
-		{"bob smith", RoleReader, []string{"a@b"}},
+		{"", access.RoleReader, []string{"a@b"}},
+		{"bob smith", access.RoleReader, []string{"a@b"}},
 		{"bob", "admin", nil},
-		{"bob", RoleReader, nil},
-		{"bob", RoleReader, []string{"not-an-address"}},
-		{"bob", RoleReader, []string{"a b@example.com"}},
+		{"bob", access.RoleReader, nil},
+		{"bob", access.RoleReader, []string{"not-an-address"}},
+		{"bob", access.RoleReader, []string{"a b@example.com"}},
 	} {
-		if _, err := AddUser(path, bad.name, bad.role, bad.boxes); err == nil {
-			t.Errorf("AddUser(%q, %q, %q) succeeded", bad.name, bad.role, bad.boxes)
+		if _, err := usersfile.Add(path, bad.name, bad.role, bad.boxes); err == nil {
+			t.Errorf("usersfile.Add(%q, %q, %q) succeeded", bad.name, bad.role, bad.boxes)
 		}
 	}
 
-	list, err := ListUsers(path)
+	list, err := usersfile.List(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list) != 2 || list[0].Name != "alice" || list[1].Role != RoleAuditor {
+	if len(list) != 2 || list[0].Name != "alice" || list[1].Role != access.RoleAuditor {
 		t.Fatalf("ListUsers = %+v", list)
 	}
 
-	u, err := LoadUsers(path)
+	u, err := usersfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u.Missing() || u.Len() != 2 {
 		t.Fatalf("LoadUsers: missing=%v len=%d", u.Missing(), u.Len())
 	}
-	got, ok := u.Authenticate(alice)
-	if !ok || got.Name != "alice" || got.Role != RoleReader {
+	got, ok := authenticate(u, alice)
+	if !ok || got.Name != "alice" || got.Role != access.RoleReader {
 		t.Fatalf("Authenticate(alice's token) = %+v, %v", got, ok)
 	}
-	if _, ok := u.Authenticate(alice[:42] + "x"); ok {
+	if _, ok := authenticate(u, alice[:42]+"x"); ok {
 		t.Error("a wrong token authenticated")
 	}
-	if _, ok := u.Authenticate(""); ok {
+	if _, ok := authenticate(u, ""); ok {
 		t.Error("the empty token authenticated")
 	}
 
-	if err := RemoveUser(path, "alice"); err != nil {
+	if err := usersfile.Remove(path, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	if err := RemoveUser(path, "alice"); err == nil {
+	if err := usersfile.Remove(path, "alice"); err == nil {
 		t.Error("removing a missing user succeeded")
 	}
 	if err := u.Reload(); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := u.Authenticate(alice); ok {
+	if _, ok := authenticate(u, alice); ok {
 		t.Error("a removed user still authenticates after Reload")
 	}
-	if _, ok := u.Authenticate(audit); !ok {
+	if _, ok := authenticate(u, audit); !ok {
 		t.Error("the auditor no longer authenticates")
 	}
 }
@@ -108,7 +116,7 @@ func TestUsersKeepsComments(t *testing.T) {
 	if err := os.WriteFile(path, []byte("# who may read the archive\nusers: []\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := AddUser(path, "bob", RoleReader, []string{"bob@example.com"}); err != nil {
+	if _, err := usersfile.Add(path, "bob", access.RoleReader, []string{"bob@example.com"}); err != nil {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(path)
@@ -123,14 +131,14 @@ func TestUsersKeepsComments(t *testing.T) {
 func TestUsersMissingAndInvalid(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "users.yaml")
-	u, err := LoadUsers(path)
+	u, err := usersfile.Load(path)
 	if err != nil {
-		t.Fatalf("LoadUsers(missing) = %v", err)
+		t.Fatalf("usersfile.Load(missing) = %v", err)
 	}
 	if !u.Missing() || u.Len() != 0 {
 		t.Fatalf("missing file: Missing=%v Len=%d", u.Missing(), u.Len())
 	}
-	tok, err := AddUser(path, "carol", RoleAuditor, nil)
+	tok, err := usersfile.Add(path, "carol", access.RoleAuditor, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,10 +164,10 @@ func TestUsersMissingAndInvalid(t *testing.T) {
 			if err := u.Reload(); err == nil {
 				t.Fatal("Reload accepted an invalid file")
 			}
-			if _, ok := u.Authenticate(tok); !ok {
+			if _, ok := authenticate(u, tok); !ok {
 				t.Fatal("a failed Reload dropped the loaded users")
 			}
-			if _, err := LoadUsers(path); err == nil {
+			if _, err := usersfile.Load(path); err == nil {
 				t.Fatal("LoadUsers accepted an invalid file")
 			}
 		})
@@ -173,11 +181,11 @@ func TestUsersMissingAndInvalid(t *testing.T) {
 
 func TestUsersReloadConcurrent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.yaml")
-	tok, err := AddUser(path, "dave", RoleReader, []string{"dave@example.com"})
+	tok, err := usersfile.Add(path, "dave", access.RoleReader, []string{"dave@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	u, err := LoadUsers(path)
+	u, err := usersfile.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +201,7 @@ func TestUsersReloadConcurrent(t *testing.T) {
 					return
 				default:
 				}
-				if _, ok := u.Authenticate(tok); !ok {
+				if _, ok := authenticate(u, tok); !ok {
 					t.Error("authentication failed during reloads")
 					return
 				}
@@ -208,45 +216,4 @@ func TestUsersReloadConcurrent(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-}
-
-func TestSignInThrottle(t *testing.T) {
-	now := time.Unix(1_700_000_000, 0)
-	th := newSignInThrottle()
-	th.now = func() time.Time { return now }
-	for i := range freeFailures {
-		if d := th.wait("1.2.3.4"); d != 0 {
-			t.Fatalf("failure %d: wait %v, want 0", i, d)
-		}
-		th.fail("1.2.3.4")
-	}
-	if d := th.wait("1.2.3.4"); d != 0 {
-		t.Fatalf("after %d failures: wait %v, want 0", freeFailures, d)
-	}
-	th.fail("1.2.3.4")
-	if d := th.wait("1.2.3.4"); d != backoffBase {
-		t.Fatalf("after %d failures: wait %v, want %v", freeFailures+1, d, backoffBase)
-	}
-	th.fail("1.2.3.4")
-	if d := th.wait("1.2.3.4"); d != 2*backoffBase {
-		t.Fatalf("wait %v, want %v", d, 2*backoffBase)
-	}
-	if d := th.wait("5.6.7.8"); d != 0 {
-		t.Fatalf("another address waits %v", d)
-	}
-	for range 40 {
-		th.fail("1.2.3.4")
-	}
-	if d := th.wait("1.2.3.4"); d != backoffMax {
-		t.Fatalf("wait %v, want the cap %v", d, backoffMax)
-	}
-	now = now.Add(backoffForget + backoffMax + time.Second)
-	if d := th.wait("1.2.3.4"); d != 0 {
-		t.Fatalf("after an idle hour: wait %v", d)
-	}
-	th.fail("9.9.9.9")
-	th.succeed("9.9.9.9")
-	if len(th.m) != 0 {
-		t.Fatalf("table not empty: %v", th.m)
-	}
 }
