@@ -27,7 +27,6 @@ package archive
 // delivery that finds the marker can answer with the archived id.
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -115,9 +114,11 @@ type Vault struct {
 }
 
 // NewVault returns a Vault over s; indexKey keys every hash that stands in for
-// an address or a message (it must be secret, 32 bytes). NewVault panics if
-// indexKey is shorter than 32 bytes: that is a wiring mistake, not a runtime
-// condition.
+// an address or a message (it must be secret, 32 bytes). The Vault takes
+// indexKey over rather than copying it, so that the secret has one copy, which
+// Close clears: the caller must not change or reuse the slice. NewVault panics
+// if indexKey is shorter than 32 bytes: that is a wiring mistake, not a
+// runtime condition.
 func NewVault(s Store, indexKey []byte) *Vault {
 	if s == nil {
 		panic("archive: NewVault: nil store")
@@ -125,8 +126,13 @@ func NewVault(s Store, indexKey []byte) *Vault {
 	if len(indexKey) < 32 {
 		panic(fmt.Sprintf("archive: NewVault: index key of %d bytes, want 32", len(indexKey)))
 	}
-	return &Vault{store: s, key: bytes.Clone(indexKey), inflight: map[string]struct{}{}}
+	return &Vault{store: s, key: indexKey, inflight: map[string]struct{}{}}
 }
+
+// Close clears the index key. Call it once nothing uses the Vault any more:
+// a hash computed after Close would be keyed with zeros. It does not close
+// the store.
+func (v *Vault) Close() { clear(v.key) }
 
 // Store returns the underlying store.
 func (v *Vault) Store() Store { return v.store }

@@ -140,6 +140,22 @@ func LoadKeyring(path string) (*Keyring, error) {
 	return k, nil
 }
 
+// LoadIndexKey reads only the index key from the keyring at path, with the
+// same checks as LoadKeyring (mode, size, every field). It is for callers that
+// need the index key but not the local key provider (keys.provider: awskms).
+// The caller owns the returned 32 bytes and clears them; the master keys are
+// cleared before it returns.
+func LoadIndexKey(path string) ([]byte, error) {
+	f, err := readKeyringFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.clear()
+	k := f.IndexKey
+	f.IndexKey = nil // handed over, not copied: one copy to clear
+	return k, nil
+}
+
 // IndexKey is the 256-bit key for keyed hashes (HMAC-SHA256); never a data key.
 // It returns a copy, which the caller may clear; rotation does not change it.
 func (k *Keyring) IndexKey() []byte { return slices.Clone(k.index) }

@@ -17,7 +17,6 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/archive/storetest"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // # Harness
@@ -51,27 +51,9 @@ func newBucket(t testing.TB, srv *miniotest.Server, lock bool) string {
 	return name
 }
 
-// syncBuffer collects log output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func newStore(t testing.TB, srv *miniotest.Server, o Options) (*Store, *syncBuffer) {
+func newStore(t testing.TB, srv *miniotest.Server, o Options) (*Store, *testkit.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	o.Endpoint = srv.Endpoint
 	o.Region = miniotest.Region
 	o.PathStyle = true

@@ -15,9 +15,9 @@ import (
 	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/auditlog"
+	"github.com/mailvault/mailvaultd/internal/app"
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/internal/version"
-	"github.com/mailvault/mailvaultd/retrieval"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/usersfile"
 )
@@ -40,7 +40,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return configErr(stderr, err)
 	}
-	if _, err := loadKeyring(c); err != nil {
+	if err := app.CheckKeys(c); err != nil {
 		return configErr(stderr, err)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *cfgPath)
@@ -84,21 +84,6 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// devKeyring creates ./mailvaultd-data and its keyring when missing.
-func devKeyring(c *config.Config, log *slog.Logger) error {
-	if err := os.MkdirAll(config.DevDataDir, 0o700); err != nil {
-		return err
-	}
-	path := c.Keys.Local.Keyring
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		if err := sealer.InitKeyring(path); err != nil {
-			return err
-		}
-		log.Info("created development keyring", "path", path)
-	}
-	return nil
-}
-
 func cmdGet(args []string, stdout, stderr io.Writer) int {
 	fs, cfgPath := commandFlags("get", stderr)
 	outPath := fs.String("o", "", "write the message to FILE (mode 0600) instead of standard output")
@@ -116,10 +101,11 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 		return configErr(stderr, err)
 	}
 	ctx := context.Background()
-	e, err := openEnv(ctx, c, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	a, err := app.Open(ctx, c, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return configErr(stderr, err)
 	}
+	defer a.Close()
 	var w io.Writer = stdout
 	var f *os.File
 	if *outPath != "" {
@@ -130,7 +116,7 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 		}
 		w = f
 	}
-	n, err := retrieval.CopyMessage(ctx, e.vault, e.keys, id, w)
+	n, err := a.ReadMessage(ctx, id, w)
 	if f != nil {
 		if cerr := f.Close(); err == nil {
 			err = cerr
@@ -254,5 +240,51 @@ func cmdAudit(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	fmt.Fprintf(stdout, "%s: %d lines, chain intact\n", args[1], n)
+	return exitOK
+}
+
+func cmdHold(args []string, stdout, stderr io.Writer) int {
+	fs, cfgPath := commandFlags("hold", stderr)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if len(pos) != 2 || !oneOf(pos[1], "on", "off") {
+		fmt.Fprintln(stderr, "usage: mailvaultd hold ID on|off [-config FILE]")
+		return exitUsage
+	}
+	c, err := loadConfig(*cfgPath)
+	if err != nil {
+		return configErr(stderr, err)
+	}
+	if err := app.LegalHoldsConfigured(c); err != nil {
+		fmt.Fprintf(stderr, "mailvaultd hold: %v\n", err)
+		return exitFail
+	}
+	id := pos[0]
+	if !archive.ValidID(id) {
+		fmt.Fprintf(stderr, "mailvaultd hold: %q is not an archive id\n", id)
+		return exitFail
+	}
+	ctx := context.Background()
+	a, err := app.Open(ctx, c, slog.New(slog.NewTextHandler(stderr, nil)))
+	if err != nil {
+		return configErr(stderr, err)
+	}
+	defer a.Close()
+	holds, err := a.LegalHolds()
+	if err != nil {
+		fmt.Fprintf(stderr, "mailvaultd hold: %v\n", err)
+		return exitFail
+	}
+	if err := holds.SetLegalHold(ctx, id, pos[1] == "on"); err != nil {
+		if errors.Is(err, archive.ErrNotFound) {
+			fmt.Fprintf(stderr, "mailvaultd hold: no message %s\n", id)
+		} else {
+			fmt.Fprintf(stderr, "mailvaultd hold: %v\n", err)
+		}
+		return exitFail
+	}
+	fmt.Fprintf(stdout, "legal hold %s for %s\n", pos[1], id)
 	return exitOK
 }

@@ -1,11 +1,18 @@
 // Command mailvaultd is the mail encryption daemon: a Postfix content filter
 // that archives every message encrypted and forwards it, and an HTTP service
 // to read the archive back.
+//
+// This package owns the command line: the table of subcommands, their flags
+// and output, exit codes and signals. It opens what a command needs through
+// internal/app and decides nothing about mail or keys itself.
 package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"slices"
+	"strings"
 )
 
 func main() {
@@ -21,48 +28,71 @@ const (
 	exitConfig = 78
 )
 
-func usage() string {
-	return `usage:
-  mailvaultd serve [-config FILE]
-  mailvaultd check-config -config FILE
-  mailvaultd keys init|rotate [-config FILE]
-  mailvaultd users add NAME -mailbox ADDR [-mailbox ADDR...] [-auditor] [-config FILE]
-  mailvaultd users list|remove [NAME] [-config FILE]
-  mailvaultd get ID [-o FILE] [-config FILE]
-  mailvaultd hold ID on|off [-config FILE]
-  mailvaultd audit verify FILE
-  mailvaultd version
-`
+// command is one subcommand: its name, other names it answers to, its
+// synopsis lines (after "mailvaultd ") and what runs it.
+type command struct {
+	name    string
+	aliases []string
+	usage   []string
+	run     func(args []string, stdout, stderr io.Writer) int
 }
 
-func run(args []string, stdout, stderr *os.File) int {
+// commands is every subcommand, in the order usage lists them.
+var commands = []command{
+	{name: "serve", usage: []string{"serve [-config FILE]"},
+		run: func(args []string, _, stderr io.Writer) int { return cmdServe(args, stderr) }},
+	{name: "check-config", usage: []string{"check-config -config FILE"}, run: cmdCheckConfig},
+	{name: "keys", usage: []string{"keys init|rotate [-config FILE]"}, run: cmdKeys},
+	{name: "users", usage: []string{
+		"users add NAME -mailbox ADDR [-mailbox ADDR...] [-auditor] [-config FILE]",
+		"users list|remove [NAME] [-config FILE]",
+	}, run: cmdUsers},
+	{name: "get", usage: []string{"get ID [-o FILE] [-config FILE]"}, run: cmdGet},
+	{name: "hold", usage: []string{"hold ID on|off [-config FILE]"}, run: cmdHold},
+	{name: "audit", usage: []string{"audit verify FILE"}, run: cmdAudit},
+	{name: "version", aliases: []string{"-version", "--version"}, usage: []string{"version"},
+		run: func(_ []string, stdout, _ io.Writer) int { return cmdVersion(stdout) }},
+}
+
+// helpNames print the usage to standard output and succeed.
+var helpNames = []string{"help", "-h", "-help", "--help"}
+
+// usage is the synopsis of every command, from the table.
+func usage() string {
+	var b strings.Builder
+	b.WriteString("usage:\n")
+	for _, c := range commands {
+		for _, u := range c.usage {
+			b.WriteString("  mailvaultd " + u + "\n")
+		}
+	}
+	return b.String()
+}
+
+// lookup finds the command called name.
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name || slices.Contains(c.aliases, name) {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage())
 		return exitUsage
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return cmdServe(rest, stderr)
-	case "check-config":
-		return cmdCheckConfig(rest, stdout, stderr)
-	case "keys":
-		return cmdKeys(rest, stdout, stderr)
-	case "users":
-		return cmdUsers(rest, stdout, stderr)
-	case "get":
-		return cmdGet(rest, stdout, stderr)
-	case "hold":
-		return cmdHold(rest, stdout, stderr)
-	case "audit":
-		return cmdAudit(rest, stdout, stderr)
-	case "version", "-version", "--version":
-		return cmdVersion(stdout)
-	case "help", "-h", "-help", "--help":
+	name, rest := args[0], args[1:]
+	if slices.Contains(helpNames, name) {
 		fmt.Fprint(stdout, usage())
 		return exitOK
-	default:
-		fmt.Fprintf(stderr, "mailvaultd: unknown command %q\n%s", cmd, usage())
+	}
+	c, ok := lookup(name)
+	if !ok {
+		fmt.Fprintf(stderr, "mailvaultd: unknown command %q\n%s", name, usage())
 		return exitUsage
 	}
+	return c.run(rest, stdout, stderr)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,29 +21,45 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailvault/mailvaultd/archive/fsstore"
+	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/internal/kmstest"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
-// buildBinary builds mailvaultd once per test binary.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mailvaultd")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+// binDir holds the binary buildBinary builds; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mailvaultd-cmd-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	return bin
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
+var (
+	buildOnce sync.Once
+	buildErr  error
+)
+
+// buildBinary builds mailvaultd once per test binary and returns its path.
+func buildBinary(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	bin := filepath.Join(binDir, "mailvaultd")
+	buildOnce.Do(func() {
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return bin
 }
 
 type cliResult struct {
@@ -67,31 +83,22 @@ func runCLI(t *testing.T, bin string, dir string, args ...string) cliResult {
 	return cliResult{code, out.String(), errb.String()}
 }
 
-// writeConfig writes a config whose paths all live under dir.
-func writeConfig(t *testing.T, dir, smtpAddr, httpAddr, extra string) string {
+// writeConfig writes testkit's configuration for dir (every path under it,
+// store-only, free loopback ports), as changed by change, and returns it.
+func writeConfig(t *testing.T, dir string, change func(c *config.Config)) *config.Config {
 	t.Helper()
-	p := filepath.Join(dir, "mailvaultd.yaml")
-	cfg := fmt.Sprintf(`smtp: { listen: %q, hostname: "mailvault.test" }
-forward: { next_hop: "" }
-keys:
-  provider: local
-  local: { keyring: %q }
-archive:
-  backend: fs
-  fs: { dir: %q }
-retrieval: { listen: %q, users_file: %q, audit_log: %q }
-%s`, smtpAddr, filepath.Join(dir, "keyring.json"), filepath.Join(dir, "archive"), httpAddr,
-		filepath.Join(dir, "users.yaml"), filepath.Join(dir, "audit.jsonl"), extra)
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
+	c := testkit.Config(t, dir)
+	if change != nil {
+		change(c)
 	}
-	return p
+	testkit.WriteConfig(t, filepath.Join(dir, "mailvaultd.yaml"), c)
+	return c
 }
 
 func TestCheckConfig(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	cfg := writeConfig(t, dir, freeAddr(t), freeAddr(t), "")
+	cfg := writeConfig(t, dir, nil).File
 
 	r := runCLI(t, bin, dir, "check-config", "-config", cfg)
 	if r.code != exitConfig || !strings.Contains(r.stderr, "keys.local.keyring") || !strings.Contains(r.stderr, "keys init") {
@@ -105,6 +112,10 @@ func TestCheckConfig(t *testing.T) {
 	}
 	if r := runCLI(t, bin, dir, "check-config", "-config", cfg); r.code != 0 {
 		t.Errorf("valid config: exit %d, %s", r.code, r.stderr)
+	}
+	if r := runCLI(t, bin, dir, "hold", strings.Repeat("0", 39), "on", "-config", cfg); r.code != exitFail ||
+		!strings.Contains(r.stderr, "legal holds need archive.backend: s3") {
+		t.Errorf("hold on an fs archive: exit %d, stderr %q; want %d naming the s3 backend", r.code, r.stderr, exitFail)
 	}
 	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("smtp:\n  lisen: x\n"), 0o600)
 	r = runCLI(t, bin, dir, "check-config", "-config", filepath.Join(dir, "bad.yaml"))
@@ -122,13 +133,7 @@ func TestCheckConfig(t *testing.T) {
 // runningDaemon is a running `mailvaultd serve`.
 type runningDaemon struct {
 	cmd  *exec.Cmd
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	ch   chan string
-	all  bytes.Buffer
-	done chan struct{}
+	logs *testkit.Lines // its standard error, every line
 }
 
 func startDaemon(t *testing.T, bin, dir string, args ...string) *runningDaemon {
@@ -142,17 +147,7 @@ func startDaemon(t *testing.T, bin, dir string, args ...string) *runningDaemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &runningDaemon{cmd: cmd, logs: &syncBuffer{ch: make(chan string, 1000), done: make(chan struct{})}}
-	go func() {
-		defer close(d.logs.done)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case d.logs.ch <- sc.Text():
-			default:
-			}
-		}
-	}()
+	d := &runningDaemon{cmd: cmd, logs: testkit.ReadLines(stderr)}
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
 			d.cmd.Process.Kill()
@@ -183,39 +178,20 @@ type setup struct {
 
 func newSetup(t *testing.T) setup {
 	t.Helper()
-	s := setup{bin: buildBinary(t), dir: t.TempDir(), smtpAddr: freeAddr(t), httpAddr: freeAddr(t)}
-	s.cfg = writeConfig(t, s.dir, s.smtpAddr, s.httpAddr, "")
+	s := setup{bin: buildBinary(t), dir: t.TempDir()}
+	c := writeConfig(t, s.dir, nil)
+	s.cfg, s.smtpAddr, s.httpAddr = c.File, c.SMTP.Listen, c.Retrieval.Listen
 	if r := runCLI(t, s.bin, s.dir, "keys", "init", "-config", s.cfg); r.code != 0 {
 		t.Fatalf("keys init: %s", r.stderr)
 	}
 	return s
 }
 
-// waitLog waits up to limit for a daemon log line containing want.
+// waitLog waits up to limit for a daemon log line containing want, after
+// the line the previous wait found.
 func (d *runningDaemon) waitLog(t *testing.T, want string, limit time.Duration) {
 	t.Helper()
-	deadline := time.After(limit)
-	for {
-		select {
-		case line := <-d.logs.ch:
-			if strings.Contains(line, want) {
-				return
-			}
-		case <-d.logs.done:
-			for {
-				select {
-				case line := <-d.logs.ch: // lines logged just before the exit
-					if strings.Contains(line, want) {
-						return
-					}
-				default:
-					t.Fatalf("daemon exited without logging %q", want)
-				}
-			}
-		case <-deadline:
-			t.Fatalf("daemon did not log %q within %v", want, limit)
-		}
-	}
+	d.logs.Wait(t, want, limit)
 }
 
 func TestServeGetStop(t *testing.T) {
@@ -410,15 +386,20 @@ func TestS3KMSAndLegalHold(t *testing.T) {
 	kms.CreateAlias("alias/mailvault", kms.CreateKey())
 	minio := miniotest.StartWith(t, miniotest.Config{AccessKey: kmstest.AccessKey, SecretKey: kmstest.SecretKey})
 	minio.NewBucket(t, "archive", true)
-	smtpAddr := freeAddr(t)
-	cfg := writeConfig(t, dir, smtpAddr, freeAddr(t), "")
-	b, _ := os.ReadFile(cfg)
-	s := strings.Replace(string(b), "keys:\n  provider: local\n", fmt.Sprintf(
-		"keys:\n  provider: awskms\n  awskms: { key_id: alias/mailvault, region: %s, endpoint: %q }\n", miniotest.Region, kms.URL), 1)
-	s = strings.Replace(s, "archive:\n  backend: fs\n", fmt.Sprintf(
-		"archive:\n  backend: s3\n  s3: { bucket: archive, region: %s, endpoint: %q, path_style: true, object_lock: { mode: GOVERNANCE, days: 1 } }\n",
-		miniotest.Region, minio.Endpoint), 1)
-	os.WriteFile(cfg, []byte(s), 0o600)
+	c := writeConfig(t, dir, func(c *config.Config) {
+		c.Keys.Provider = "awskms"
+		c.Keys.AWSKMS.KeyID = "alias/mailvault"
+		c.Keys.AWSKMS.Region = miniotest.Region
+		c.Keys.AWSKMS.Endpoint = kms.URL
+		c.Archive.Backend = "s3"
+		c.Archive.S3.Bucket = "archive"
+		c.Archive.S3.Region = miniotest.Region
+		c.Archive.S3.Endpoint = minio.Endpoint
+		c.Archive.S3.PathStyle = true
+		c.Archive.S3.ObjectLock.Mode = "GOVERNANCE"
+		c.Archive.S3.ObjectLock.Days = 1
+	})
+	cfg, smtpAddr := c.File, c.SMTP.Listen
 	if r := runCLI(t, bin, dir, "keys", "init", "-config", cfg); r.code != 0 {
 		t.Fatalf("keys init: %s", r.stderr)
 	}

@@ -10,16 +10,17 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/coreos/go-systemd/v22/daemon"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/mailvault/mailvaultd/access"
+	"github.com/mailvault/mailvaultd/internal/app"
 	"github.com/mailvault/mailvaultd/internal/config"
-	"github.com/mailvault/mailvaultd/smtpd"
+	"github.com/mailvault/mailvaultd/sealer"
+	"github.com/mailvault/mailvaultd/usersfile"
 )
 
 func cmdServe(args []string, stderr io.Writer) int {
@@ -38,62 +39,32 @@ func cmdServe(args []string, stderr io.Writer) int {
 			return exitFail
 		}
 	}
-	ctx := context.Background()
-	e, err := openEnv(ctx, c, log)
+	a, err := app.OpenDaemon(context.Background(), c, log)
 	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
+		if isConfigErr(err) {
 			return configErr(stderr, err)
 		}
 		fmt.Fprintf(stderr, "mailvaultd: %v\n", err)
 		return exitFail
 	}
-
-	if e.s3 != nil {
-		// Fail at start, naming the problem, rather than at the first
-		// message: the bucket must answer (and have Object Lock if
-		// retention is configured).
-		if err := e.s3.Check(ctx); err != nil {
-			fmt.Fprintf(stderr, "mailvaultd: archive.s3: %v\n", err)
-			return exitFail
-		}
-	}
-	pgp, pgpKeys, err := openPGP(c, log)
-	if err != nil {
-		return configErr(stderr, err)
-	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	pipe := &smtpd.Pipeline{Vault: e.vault, Keys: e.keys, Logger: log, Metrics: smtpd.NewMetrics(reg)}
-	srv := smtpd.New(smtpd.Options{
-		Hostname:        c.SMTP.Hostname,
-		MaxMessageBytes: c.SMTP.MaxMessageBytes,
-		MaxRecipients:   c.SMTP.MaxRecipients,
-		MaxSessions:     c.SMTP.MaxSessions,
-		MaxLineLength:   c.SMTP.MaxLineLength,
-		ReadTimeout:     c.SMTP.ReadTimeout.D(),
-		WriteTimeout:    c.SMTP.WriteTimeout.D(),
-		DataTimeout:     c.SMTP.DataTimeout.D(),
-		NextHop:         c.Forward.NextHop,
-		NextHopTimeout:  c.Forward.Timeout.D(),
-		OpenPGP:         pgp,
-	}, pipe)
-
+	// Close only what nothing runs on any more: after a clean shutdown, or
+	// before anything started. After a drain that timed out, deliveries may
+	// still hash with the index key; the process exit takes it instead.
+	srv := a.SMTPServer()
 	smtpLn, err := net.Listen("tcp", c.SMTP.Listen)
 	if err != nil {
+		a.Close()
 		return configErr(stderr, &config.Error{File: c.File, Key: "smtp.listen", Reason: err.Error()})
-	}
-	web, err := newWeb(ctx, c, e, log, reg)
-	if err != nil {
-		return configErr(stderr, err)
 	}
 	var httpSrv *http.Server
 	if c.Retrieval.Listen != "" {
 		httpLn, err := net.Listen("tcp", c.Retrieval.Listen)
 		if err != nil {
+			smtpLn.Close()
+			a.Close()
 			return configErr(stderr, &config.Error{File: c.File, Key: "retrieval.listen", Reason: err.Error()})
 		}
-		httpSrv = web.server(c.Retrieval.Listen)
+		httpSrv = a.HTTPServer()
 		go func() {
 			if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http server stopped", "err", err)
@@ -125,44 +96,31 @@ func cmdServe(args []string, stderr io.Writer) int {
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
 				daemon.SdNotify(false, daemon.SdNotifyReloading)
-				reload(c, e, web, pgpKeys, log)
+				a.Reload()
 				daemon.SdNotify(false, daemon.SdNotifyReady)
 				continue
 			}
 			log.Info("shutting down", "signal", sig.String(), "drain", c.SMTP.ShutdownTimeout.D().String())
 			daemon.SdNotify(false, daemon.SdNotifyStopping)
 			sctx, cancel := context.WithTimeout(context.Background(), c.SMTP.ShutdownTimeout.D())
+			drained := true
 			if err := srv.Shutdown(sctx); err != nil {
 				log.Warn("shutdown", "err", err)
+				drained = false
 			}
-			if httpSrv != nil {
-				httpSrv.Shutdown(sctx)
+			if httpSrv != nil && httpSrv.Shutdown(sctx) != nil {
+				drained = false
 			}
 			cancel()
+			if drained {
+				if err := a.Close(); err != nil {
+					log.Warn("shutdown", "err", err)
+				}
+			}
 			log.Info("stopped")
 			return exitOK
 		}
 	}
-}
-
-// reload re-reads what SIGHUP covers: the local keyring, the OpenPGP
-// keyring and the users file. What fails to load is kept as it was.
-func reload(c *config.Config, e *env, web *web, pgpKeys *pgpKeys, log *slog.Logger) {
-	if pgpKeys != nil {
-		if err := pgpKeys.load(c, log); err != nil {
-			log.Error("reload: openpgp keyring kept as it was", "err", err)
-		}
-	}
-	if e.local != nil {
-		kr, err := loadKeyring(c)
-		if err != nil {
-			log.Error("reload: keyring kept as it was", "err", err)
-		} else {
-			e.local.p.Store(kr)
-			log.Info("reload: keyring reloaded")
-		}
-	}
-	web.reload(log)
 }
 
 // startWatchdog pings systemd's watchdog at half its interval while the
@@ -187,7 +145,55 @@ func startWatchdog() func() {
 	return func() { t.Stop(); close(done) }
 }
 
-// metricsHandler serves the registry at /metrics.
-func metricsHandler(reg *prometheus.Registry) http.Handler {
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+// adminTokenFile is where the development defaults leave the auditor token.
+var adminTokenFile = filepath.Join(config.DevDataDir, "admin.token")
+
+// devBootstrap prepares ./mailvaultd-data for the development defaults: the
+// directory, a keyring, and an auditor whose token is written to
+// admin.token (mode 0600) and announced in the log.
+func devBootstrap(c *config.Config, log *slog.Logger) error {
+	if err := devKeyring(c, log); err != nil {
+		return err
+	}
+	if _, err := os.Stat(adminTokenFile); err == nil {
+		log.Info("development auditor token", "file", adminTokenFile)
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	users, err := usersfile.List(c.Retrieval.UsersFile)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, u := range users {
+		if u.Name == "admin" {
+			if err := usersfile.Remove(c.Retrieval.UsersFile, "admin"); err != nil {
+				return err
+			}
+		}
+	}
+	token, err := usersfile.Add(c.Retrieval.UsersFile, "admin", access.RoleAuditor, nil)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(adminTokenFile, []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	log.Info("created development auditor 'admin'; its token is in the file", "file", adminTokenFile)
+	return nil
+}
+
+// devKeyring creates ./mailvaultd-data and its keyring when missing.
+func devKeyring(c *config.Config, log *slog.Logger) error {
+	if err := os.MkdirAll(config.DevDataDir, 0o700); err != nil {
+		return err
+	}
+	path := c.Keys.Local.Keyring
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if err := sealer.InitKeyring(path); err != nil {
+			return err
+		}
+		log.Info("created development keyring", "path", path)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 // Package config is mailvaultd's one typed configuration: defaults, the YAML
-// loader (unknown keys are errors) and validation whose errors name the file,
-// the key and the reason. It holds settings only; it opens nothing.
+// loader (unknown keys are errors), validation whose errors name the file,
+// the key and the reason, and Marshal, the loader's inverse. It holds
+// settings only; it opens nothing.
 package config
 
 import (
@@ -101,7 +102,7 @@ type OpenPGP struct {
 	Keyring      string            `yaml:"keyring"`
 	Policy       string            `yaml:"policy"` // off | opportunistic | required
 	KeepSubject  bool              `yaml:"keep_subject"`
-	Fingerprints map[string]string `yaml:"fingerprints"`
+	Fingerprints map[string]string `yaml:"fingerprints,omitempty"` // omitted when empty: Parse leaves it nil
 }
 
 // Log configures logging.
@@ -313,6 +314,18 @@ func keyOr(k string) string {
 		return "(top level)"
 	}
 	return k
+}
+
+// Marshal renders c as YAML that Parse reads back to a Config equal to c
+// (File aside, which is where it was loaded from, not a setting). Every key is
+// written, defaults included, so the file says everything the daemon will use.
+// An empty fingerprints map is left out and reads back as nil.
+func (c *Config) Marshal() ([]byte, error) {
+	b, err := yaml.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("config: marshal: %w", err)
+	}
+	return b, nil
 }
 
 // Validate checks every value; the first problem is returned as an *Error.

@@ -36,6 +36,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // MinIOModule is the pinned MinIO version the harness builds.
@@ -105,8 +107,8 @@ func StartWith(t testing.TB, cfg Config) *Server {
 		t:         t,
 		bin:       bin,
 		cfg:       cfg,
-		addr:      freeAddr(t),
-		console:   freeAddr(t),
+		addr:      testkit.FreeAddr(t),
+		console:   testkit.FreeAddr(t),
 		logPath:   filepath.Join(dir, "minio.log"),
 	}
 	if err := os.MkdirAll(s.DataDir, 0o700); err != nil {
@@ -406,16 +408,6 @@ func repoRoot() (string, error) {
 }
 
 // # Small things
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func randHex(t testing.TB, n int) string {
 	b := make([]byte, n)

@@ -8,37 +8,19 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailvault/mailvaultd/internal/kmstest"
+	"github.com/mailvault/mailvaultd/internal/testkit"
 	"github.com/mailvault/mailvaultd/sealer"
 )
-
-// syncBuffer collects log output from concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type fixture struct {
 	kms    *kmstest.Server
 	keyARN string
 	p      *Provider
-	log    *syncBuffer
+	log    *testkit.SyncBuffer
 }
 
 // setup starts the KMS double and a Provider for alias/mailvault on it,
@@ -50,7 +32,7 @@ func setup(t *testing.T, o Options) *fixture {
 	s.SetEnv(t)
 	keyARN := s.CreateKey()
 	s.CreateAlias("alias/mailvault", keyARN)
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	if o.KeyID == "" {
 		o.KeyID = "alias/mailvault"
 	}

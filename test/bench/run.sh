@@ -125,35 +125,16 @@ queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 5s
 EOF
-cat >"$B/etc/master.cf" <<EOF
+{
+cat <<EOF
 127.0.0.1:$P_FILTERED inet n - n - - smtpd
 127.0.0.1:$P_ALONE inet n - n - - smtpd
   -o content_filter=
 127.0.0.1:$P_RELAYED inet n - n - - smtpd
   -o content_filter=scan:[127.0.0.1]:$P_RELAY
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
+EOF
+"$bt" postfix-services # the standard services, shared with test/e2e
+cat <<EOF
 scan      unix  -       -       n       -       20      smtp
   -o smtp_connection_cache_on_demand=no
   -o smtp_send_xforward_command=yes
@@ -173,6 +154,7 @@ scan      unix  -       -       n       -       20      smtp
   -o mynetworks=127.0.0.0/8
   -o smtpd_authorized_xforward_hosts=127.0.0.0/8
 EOF
+} >"$B/etc/master.cf"
 postfix -c "$B/etc" check || die "postfix check"
 postfix -c "$B/etc" start >/dev/null 2>&1 || die "postfix start: $(tail -5 "$B/log/maillog" 2>/dev/null)"
 
@@ -184,14 +166,9 @@ mkdir -p "$B/mv"
 # our side, and under this load 25 (20 processes + 5) was seen to be exceeded
 # (a 421 defers the message by minimal_backoff_time).
 mvconf() { # name listen next_hop max_message_bytes
-	cat >"$B/mv/$1.yaml" <<EOF
-smtp: { listen: "127.0.0.1:$2", hostname: "mailvault.bench", max_sessions: 100, max_message_bytes: $4 }
-forward: { next_hop: "$3" }
-keys: { provider: local, local: { keyring: "$B/mv/keyring.json" } }
-archive: { backend: fs, fs: { dir: "$B/mv/archive-$1" } }
-retrieval: { listen: "", users_file: "$B/mv/users.yaml", audit_log: "$B/mv/audit.jsonl" }
-log: { level: info, format: text }
-EOF
+	"$bt" config -o "$B/mv/$1.yaml" -listen "127.0.0.1:$2" -next-hop "$3" -max-message-bytes "$4" \
+		-keyring "$B/mv/keyring.json" -archive "$B/mv/archive-$1" \
+		-users "$B/mv/users.yaml" -audit-log "$B/mv/audit.jsonl"
 }
 mvconf forward "$P_MV" "127.0.0.1:$P_REINJECT" 52428800
 mvconf store "$P_MV_STORE" "" 52428800

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/mailvault/mailvaultd/internal/miniotest"
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // stack is the whole pipeline: Postfix with mailvaultd as its content filter,
@@ -32,7 +33,7 @@ func newStack(t *testing.T, mailboxes []string) *stack {
 	requireRoot(t)
 	requireDebian(t, mailTools)
 	s := &stack{dir: workDir(t), bucket: "mail-archive"}
-	filterAddr := freeAddr(t)
+	filterAddr := testkit.FreeAddr(t)
 	s.pf = startPostfix(t, s.dir, postfixConfig{filter: filterAddr, mailboxes: mailboxes})
 	s.mail = newMailIndex(s.pf)
 	s.minio = miniotest.Start(t)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // binDir holds the mailvaultd binary built once per test run (TestMain
@@ -93,23 +94,12 @@ type daemonConfig struct {
 	bucket  string
 }
 
-// newDaemon writes a config (every key of ARCHITECTURE.md's config file, plus
-// smtp.max_sessions and log; the SMTP limits from configs/mailvaultd.yaml)
-// under dir and creates its keyring with
-// `mailvaultd keys init -config`. Start runs it.
+// newDaemon writes a config (testkit's, with every key written out; the
+// SMTP limits from configs/mailvaultd.yaml; an S3 archive; debug logging)
+// under dir and creates its keyring with `mailvaultd keys init -config`.
+// Start runs it.
 func newDaemon(t testing.TB, dir string, cfg daemonConfig) *daemon {
 	t.Helper()
-	d := &daemon{
-		t:           t,
-		bin:         mailvaultdBinary(t),
-		Config:      filepath.Join(dir, "mailvaultd.yaml"),
-		Listen:      cfg.listen,
-		HTTP:        freeAddr(t),
-		logPath:     filepath.Join(dir, "mailvaultd.log"),
-		s3:          cfg.s3,
-		bucket:      cfg.bucket,
-		keyringPath: filepath.Join(dir, "keys", "keyring.json"),
-	}
 	if cfg.s3 == nil {
 		t.Fatal("e2e: newDaemon needs a MinIO")
 	}
@@ -119,44 +109,30 @@ func newDaemon(t testing.TB, dir string, cfg daemonConfig) *daemon {
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
-	yaml := fmt.Sprintf(`# written by test/e2e
-smtp:
-  listen: %q
-  hostname: "mailvault.e2e.test"
-  max_message_bytes: %d
-  max_recipients: %d
-  max_sessions: %d
-forward:
-  next_hop: %q
-keys:
-  provider: local
-  local:
-    keyring: %q
-  awskms:
-    key_id: "alias/unused"
-    region: "us-east-1"
-    endpoint: ""
-archive:
-  backend: s3
-  fs:
-    dir: %q
-  s3:
-    bucket: %q
-    prefix: ""
-    region: %q
-    endpoint: %q
-    path_style: true
-retrieval:
-  listen: %q
-  users_file: %q
-  audit_log: %q
-log:
-  level: debug
-  format: text
-`, cfg.listen, prod.SMTP.MaxMessageBytes, prod.SMTP.MaxRecipients, prod.SMTP.MaxSessions, cfg.nextHop, d.keyringPath, filepath.Join(dir, "archive"), cfg.bucket, miniotest.Region, cfg.s3.Endpoint,
-		d.HTTP, filepath.Join(dir, "users.yaml"), filepath.Join(dir, "audit.jsonl"))
-	if err := os.WriteFile(d.Config, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
+	c := testkit.Config(t, dir)
+	c.SMTP.Listen = cfg.listen
+	c.SMTP.Hostname = "mailvault.e2e.test"
+	c.SMTP.MaxMessageBytes = prod.SMTP.MaxMessageBytes
+	c.SMTP.MaxRecipients = prod.SMTP.MaxRecipients
+	c.SMTP.MaxSessions = prod.SMTP.MaxSessions
+	c.Forward.NextHop = cfg.nextHop
+	c.Keys.Local.Keyring = filepath.Join(dir, "keys", "keyring.json")
+	c.Archive.Backend = "s3"
+	c.Archive.S3.Bucket = cfg.bucket
+	c.Archive.S3.Region = miniotest.Region
+	c.Archive.S3.Endpoint = cfg.s3.Endpoint
+	c.Archive.S3.PathStyle = true
+	c.Log.Level = "debug"
+	d := &daemon{
+		t:           t,
+		bin:         mailvaultdBinary(t),
+		Config:      testkit.WriteConfig(t, filepath.Join(dir, "mailvaultd.yaml"), c),
+		Listen:      cfg.listen,
+		HTTP:        c.Retrieval.Listen,
+		logPath:     filepath.Join(dir, "mailvaultd.log"),
+		s3:          cfg.s3,
+		bucket:      cfg.bucket,
+		keyringPath: c.Keys.Local.Keyring,
 	}
 	d.env = daemonEnv(cfg.s3)
 	if out, err := d.run("keys", "init", "-config", d.Config); err != nil {

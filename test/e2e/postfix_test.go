@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // mailDomain is the one domain the test Postfix delivers locally, into
@@ -57,8 +59,8 @@ func startPostfix(t testing.TB, dir string, cfg postfixConfig) *postfix {
 		t:        t,
 		dir:      dir,
 		confDir:  filepath.Join(dir, "etc"),
-		SMTP:     freeAddr(t),
-		Reinject: freeAddr(t),
+		SMTP:     testkit.FreeAddr(t),
+		Reinject: testkit.FreeAddr(t),
 		Maillog:  filepath.Join(dir, "log", "maillog"),
 		boxes:    map[string]string{},
 	}
@@ -133,7 +135,7 @@ func (p *postfix) mainCF(cfg postfixConfig) string {
 		// Nothing here is for another domain; if something were, it
 		// would stay queued for a port nobody listens on and the
 		// "queue is empty" checks would catch it.
-		{"relayhost", "[127.0.0.1]:" + portOf(t, freeAddr(t))},
+		{"relayhost", "[127.0.0.1]:" + portOf(t, testkit.FreeAddr(t))},
 		{"virtual_mailbox_domains", mailDomain},
 		{"virtual_mailbox_base", filepath.Join(p.dir, "mail")},
 		{"virtual_mailbox_maps", "texthash:" + filepath.Join(p.confDir, "vmailbox")},
@@ -174,30 +176,7 @@ func (p *postfix) masterCF() string {
 	t := p.t
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s inet n - n - - smtpd\n", p.SMTP)
-	b.WriteString(`pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-`)
+	b.WriteString(testkit.PostfixServices)
 	snippet := repoFile(t, "configs/postfix-master.cf.snippet")
 	b.WriteString(mustReplace(t, "configs/postfix-master.cf.snippet", snippet, snippetReinjectAddr+" ", p.Reinject+" "))
 	return b.String()
@@ -425,16 +404,6 @@ func parsePostconf(t testing.TB, text string) *postconf {
 }
 
 // # Small things
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 func portOf(t testing.TB, addr string) string {
 	_, port, err := net.SplitHostPort(addr)
