@@ -15,16 +15,17 @@ import (
 
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/partmap"
+	"github.com/mailvault/mailvaultd/sealed"
 )
 
 // listItem is one message of GET /v1/messages.
 type listItem struct {
-	ID         string      `json:"id"`
-	ReceivedAt time.Time   `json:"received_at"`
-	From       string      `json:"from"`
-	To         []string    `json:"to"`
-	Subject    string      `json:"subject"`
-	Size       int64       `json:"size"`
+	ID         string         `json:"id"`
+	ReceivedAt time.Time      `json:"received_at"`
+	From       string         `json:"from"`
+	To         []string       `json:"to"`
+	Subject    string         `json:"subject"`
+	Size       int64          `json:"size"`
 	Header     partmap.Header `json:"header"`
 	Parts      []partmap.Part `json:"parts"`
 }
@@ -106,7 +107,7 @@ func nonNil[T any](s []T) []T {
 // visibleRecipients is the envelope recipient list that p may see: all of
 // it for an auditor or the sender, otherwise only p's own mailboxes, so that
 // one recipient never learns another's (a Bcc, say) from the archive.
-func visibleRecipients(p *principal, m *archive.Manifest) []string {
+func visibleRecipients(p *principal, m *sealed.Manifest) []string {
 	if p.role == RoleAuditor || (m.From != "" && p.hasMailbox(archive.NormalizeAddress(m.From))) {
 		return nonNil(m.To)
 	}
@@ -263,9 +264,9 @@ func (h *handler) apiRaw(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rc.Close()
 	setDownloadHeaders(w, "message/rfc822", msg.id+".eml")
-	w.Header().Set("Content-Length", strconv.FormatInt(msg.meta.PlaintextSize, 10))
+	w.Header().Set("Content-Length", strconv.FormatInt(msg.Size(), 10))
 	w.WriteHeader(http.StatusOK)
-	h.stream(w, rc, ev, msg.meta.PlaintextSize)
+	h.stream(w, rc, ev, msg.Size())
 }
 
 func (h *handler) apiPart(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/sealed"
 )
 
 // Role is what a user may read.
@@ -67,7 +68,7 @@ type principal struct {
 	hash      [sha256.Size]byte
 }
 
-func (p *principal) mayRead(m *archive.Manifest) bool {
+func (p *principal) mayRead(m *sealed.Manifest) bool {
 	if p.role == RoleAuditor {
 		return true
 	}

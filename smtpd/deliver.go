@@ -14,8 +14,9 @@ import (
 
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/partmap"
-	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/pgpmime"
+	"github.com/mailvault/mailvaultd/sealed"
+	"github.com/mailvault/mailvaultd/sealer"
 )
 
 // Pipeline is the delivery transaction: it streams one message at the same
@@ -166,7 +167,7 @@ func (p *Pipeline) Deliver(ctx context.Context, env Envelope, r io.Reader, tx *f
 		return out, fail("store", replyStoreFailed, err)
 	}
 	pm := scan.Close()
-	mb, err := archive.EncodeManifest(&archive.Manifest{
+	mb, err := sealed.EncodeManifest(&sealed.Manifest{
 		ID: out.id, ReceivedAt: start.UTC(), From: env.From, To: env.To, Size: out.size,
 		Header: pm.Header, Parts: pm.Parts, Broken: pm.Broken,
 	})
