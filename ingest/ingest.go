@@ -54,7 +54,8 @@ type PGP struct {
 // message to it while it archives, and calls Finish (which must make the
 // next hop accept or refuse) only after the archive commit; if anything
 // fails first, it calls Abort, which must make sure the next hop delivers
-// nothing. Exactly one of Finish and Abort is called.
+// nothing. Exactly one of Finish and Abort is called, except that Abort
+// follows a Finish that panicked.
 //
 // An error whose chain holds a Permanent that reports true is a refusal for
 // good (the next hop's 5xx); a front end that must repeat the next hop's

@@ -153,8 +153,15 @@ func (t *forwardTx) Write(p []byte) (int, error) {
 
 // Finish sends the final "." and returns the next hop's verdict.
 func (t *forwardTx) Finish() error {
-	t.done = true
 	t.hop.inTx = false
+	err := t.finish()
+	// Only now: an Abort after a Finish that panicked must still drop the
+	// connection, whose state nobody knows.
+	t.done = true
+	return err
+}
+
+func (t *forwardTx) finish() error {
 	if err := t.crlf.Flush(); err != nil {
 		t.hop.drop()
 		return &hopError{op: "write", err: err}
