@@ -21,10 +21,13 @@ package archive
 //
 // # Ordering
 //
-// Commit writes message, manifest, marker, index entries; Undo (and the
-// clean-up of a failed Commit) removes index entries, marker, manifest,
-// message. So whenever a marker exists its message does, and a retried
-// delivery that finds the marker can answer with the archived id.
+// Commit writes marker (if absent), manifest, message, index entries; Undo
+// (and the clean-up of a failed Commit) removes index entries, message,
+// manifest, marker. So a message never exists without its marker: a crash
+// leaves either a marker whose message is missing (the retry removes it and
+// archives anew) or a complete message whose index may be incomplete (the
+// retry completes it and answers with the archived id). docs/DESIGN.md,
+// "Commit, duplicates and Undo", has the whole argument.
 
 import (
 	"context"
@@ -87,9 +90,11 @@ const (
 	// indexSuffixLen is the length of "<inv time>-<id>".
 	indexSuffixLen = invTimeLen + 1 + idLen
 
-	// maxSealedManifestBytes bounds a manifest read: the decoded bound plus
-	// room for the sealing overhead (headers and per-chunk tags).
-	maxSealedManifestBytes = maxManifestBytes + 1<<20
+	// maxSealedManifestBytes bounds a manifest read: the 16 MiB bound of a
+	// decoded manifest (package sealed) plus room for the sealing overhead
+	// (headers and per-chunk tags). The Vault stores the manifest as opaque
+	// ciphertext and never decodes it.
+	maxSealedManifestBytes = 17 << 20
 
 	defaultListLimit = 50
 	maxListLimit     = 1000

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/listing"
+	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
 )
 
@@ -32,11 +33,12 @@ type Index interface {
 
 var _ Index = (*archive.Vault)(nil)
 
-// OpenManifest opens the sealed manifest of message id. A message that is gone
+// OpenManifest opens the sealed manifest of message id (sealed.OpenManifest
+// over the Vault and key provider, in the daemon). A message that is gone
 // is archive.ErrNotFound; one that fails authentication wraps
 // sealer.ErrDecrypt. This type and toMessage are the only places that know
 // the manifest's type.
-type OpenManifest func(ctx context.Context, id string) (*archive.Manifest, error)
+type OpenManifest func(ctx context.Context, id string) (*sealed.Manifest, error)
 
 // maxLimit bounds a page (the Vault's own bound).
 const maxLimit = 1000
@@ -182,7 +184,7 @@ func (l *Lister) merge(ctx context.Context, q listing.Query, mailboxes []string,
 
 // openAll opens the manifest of every entry, parallelism at a time.
 func (l *Lister) openAll(ctx context.Context, entries []archive.Entry) ([]listing.Message, error) {
-	ms := make([]*archive.Manifest, len(entries))
+	ms := make([]*sealed.Manifest, len(entries))
 	errs := make([]error, len(entries))
 	sem := make(chan struct{}, parallelism)
 	var wg sync.WaitGroup
@@ -215,7 +217,7 @@ func (l *Lister) openAll(ctx context.Context, entries []archive.Entry) ([]listin
 	return out, nil
 }
 
-func toMessage(m *archive.Manifest) listing.Message {
+func toMessage(m *sealed.Manifest) listing.Message {
 	return listing.Message{
 		ID: m.ID, ReceivedAt: m.ReceivedAt, From: m.From, To: m.To, Size: m.Size,
 		Header: m.Header, Parts: m.Parts,

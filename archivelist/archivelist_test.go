@@ -18,6 +18,7 @@ import (
 	"github.com/mailvault/mailvaultd/archivelist"
 	"github.com/mailvault/mailvaultd/listing"
 	"github.com/mailvault/mailvaultd/partmap"
+	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
 )
 
@@ -28,7 +29,7 @@ type archiveFixture struct {
 	t     *testing.T
 	vault *archive.Vault
 	mu    sync.Mutex
-	m     map[string]*archive.Manifest
+	m     map[string]*sealed.Manifest
 	fail  map[string]error // what opening that id returns
 	logs  bytes.Buffer
 }
@@ -38,10 +39,10 @@ func newArchive(t *testing.T) *archiveFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &archiveFixture{t: t, vault: archive.NewVault(s, bytes.Repeat([]byte{7}, 32)), m: map[string]*archive.Manifest{}, fail: map[string]error{}}
+	return &archiveFixture{t: t, vault: archive.NewVault(s, bytes.Repeat([]byte{7}, 32)), m: map[string]*sealed.Manifest{}, fail: map[string]error{}}
 }
 
-func (a *archiveFixture) open(ctx context.Context, id string) (*archive.Manifest, error) {
+func (a *archiveFixture) open(ctx context.Context, id string) (*sealed.Manifest, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.fail[id]; err != nil {
@@ -80,7 +81,7 @@ func (a *archiveFixture) deposit(at time.Time, to ...string) string {
 		t.Fatal(err)
 	}
 	a.mu.Lock()
-	a.m[id] = &archive.Manifest{ID: id, ReceivedAt: at, From: env.From, To: to, Size: 42, Header: partmap.Header{Subject: "s " + id}, Parts: []partmap.Part{{Index: 0, Path: "1", ContentType: "text/plain"}}}
+	a.m[id] = &sealed.Manifest{ID: id, ReceivedAt: at, From: env.From, To: to, Size: 42, Header: partmap.Header{Subject: "s " + id}, Parts: []partmap.Part{{Index: 0, Path: "1", ContentType: "text/plain"}}}
 	a.mu.Unlock()
 	return id
 }

@@ -268,9 +268,9 @@ func (h *handler) apiRaw(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rc.Close()
 	setDownloadHeaders(w, "message/rfc822", msg.id+".eml")
-	w.Header().Set("Content-Length", strconv.FormatInt(msg.meta.PlaintextSize, 10))
+	w.Header().Set("Content-Length", strconv.FormatInt(msg.Size(), 10))
 	w.WriteHeader(http.StatusOK)
-	h.stream(w, rc, ev, msg.meta.PlaintextSize)
+	h.stream(w, rc, ev, msg.Size())
 }
 
 func (h *handler) apiPart(w http.ResponseWriter, r *http.Request) {

@@ -23,6 +23,7 @@ import (
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/auditlog"
 	"github.com/mailvault/mailvaultd/partmap"
+	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/usersfile"
 )
 
@@ -315,7 +316,7 @@ func TestAddressNormalisation(t *testing.T) {
 	}
 	// A recipient does not learn the other recipients (a Bcc) of a message.
 	res = w.get("/v1/messages/"+w.idA, w.tokens["alice"])
-	var m archive.Manifest
+	var m sealed.Manifest
 	if err := json.Unmarshal(res.body, &m); err != nil {
 		t.Fatal(err)
 	}
@@ -517,7 +518,7 @@ func TestRawAndParts(t *testing.T) {
 	}
 	// The manifest endpoint.
 	res = w.get("/v1/messages/"+w.idB, w.tokens["bob"])
-	var m archive.Manifest
+	var m sealed.Manifest
 	if err := json.Unmarshal(res.body, &m); err != nil || m.ID != w.idB || m.Header.Subject != bobSubject || len(m.Parts) != 2 {
 		t.Errorf("manifest %s: %v", res.body, err)
 	}
@@ -628,7 +629,7 @@ func TestPartOfLargeMessageReadsOnlyItsChunks(t *testing.T) {
 	if res.status != 200 || !bytes.Equal(res.body, attachment) {
 		t.Fatalf("part 2: %d, %d bytes; want the 1 MiB attachment", res.status, len(res.body))
 	}
-	var m archive.Manifest
+	var m sealed.Manifest
 	mres := f.get("/v1/messages/"+id, f.tokens["alice"])
 	json.Unmarshal(mres.body, &m)
 	encoded := m.Parts[2].Length

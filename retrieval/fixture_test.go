@@ -25,6 +25,7 @@ import (
 	"github.com/mailvault/mailvaultd/archivelist"
 	"github.com/mailvault/mailvaultd/auditlog"
 	"github.com/mailvault/mailvaultd/partmap"
+	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/usersfile"
 )
@@ -178,7 +179,9 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: f.logs, mu: f.logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	lister := archivelist.New(f.vault, ManifestOpener(f.vault, keys), logger)
+	lister := archivelist.New(f.vault, func(ctx context.Context, id string) (*sealed.Manifest, error) {
+		return sealed.OpenManifest(ctx, f.vault, keys, id)
+	}, logger)
 	h := NewHandler(Options{Vault: f.vault, Keys: keys, Lister: lister, Users: f.users, Audit: f.audit, Logger: logger, MaxPageSize: 100})
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -204,52 +207,28 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// deposit archives raw as received from env at t, as the SMTP pipeline
+// deposit archives raw as received from env at t, as the delivery core
 // does, and returns the archive id.
 func (f *fixture) deposit(env archive.Envelope, raw []byte, at time.Time) string {
 	t := f.t
 	t.Helper()
 	ctx := context.Background()
-	id := archive.NewID(at)
-	dk, err := f.keys.GenerateDataKey(ctx, sealer.ArchiveContext(id))
+	w, err := sealed.Begin(ctx, f.vault, f.keys, archive.NewID(at))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer dk.Clear()
-	dep, err := f.vault.Begin(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := sealer.NewWriter(dep, dk, "message")
-	if err != nil {
-		t.Fatal(err)
-	}
+	defer w.Abort()
 	fp := f.vault.Fingerprint(env)
-	if _, err := io.Copy(io.MultiWriter(w, fp), bytes.NewReader(raw)); err != nil {
+	scan := partmap.NewScanner(partmap.Limits{})
+	if _, err := io.Copy(io.MultiWriter(w, fp, scan), bytes.NewReader(raw)); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	pm, err := partmap.Scan(bytes.NewReader(raw), partmap.Limits{})
+	id, dup, err := w.Commit(ctx, sealed.Record{Envelope: env, ReceivedAt: at, Parts: scan.Close(), Fingerprint: fp.Sum(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &archive.Manifest{ID: id, ReceivedAt: at, From: env.From, To: env.To, Size: int64(len(raw)), Header: pm.Header, Parts: pm.Parts, Broken: pm.Broken}
-	b, err := archive.EncodeManifest(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sealed, err := sealer.SealBlob(dk, "manifest", b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, dup, err := dep.Commit(ctx, archive.Record{Envelope: env, ReceivedAt: at, Meta: w.Metadata().Map(), Manifest: sealed, Fingerprint: fp.Sum(nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if dup || got != id {
-		t.Fatalf("Commit = %s, duplicate %v; want %s", got, dup, id)
+	if dup || id != w.ID() {
+		t.Fatalf("Commit = %s, duplicate %v; want %s", id, dup, w.ID())
 	}
 	return id
 }

@@ -1,13 +1,11 @@
 package retrieval
 
 import (
-	"context"
 	"slices"
 
 	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/listing"
-	"github.com/mailvault/mailvaultd/sealer"
 )
 
 // # Listing
@@ -49,24 +47,4 @@ func (h *handler) readableOnly(p *principal, msgs []listing.Message) []listing.M
 		out = append(out, m)
 	}
 	return out
-}
-
-// ManifestOpener returns what archivelist opens each listed message's
-// manifest with: the same steps as a read (metadata, data key, manifest),
-// keeping nothing. It stands in for the sealed-message package's Open until
-// that exists; nothing else in retrieval's listing knows how manifests are
-// opened.
-func ManifestOpener(v *archive.Vault, keys sealer.KeyProvider) func(ctx context.Context, id string) (*archive.Manifest, error) {
-	h := &handler{vault: v, keys: keys}
-	return func(ctx context.Context, id string) (*archive.Manifest, error) {
-		if !validID(id) {
-			return nil, archive.ErrNotFound
-		}
-		msg, err := h.openMessage(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		msg.close()
-		return msg.m, nil
-	}
 }

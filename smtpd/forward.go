@@ -1,12 +1,14 @@
 package smtpd
 
 import (
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailvault/mailvaultd/ingest"
 )
 
 // nextHop is one session's connection to the next hop (Postfix's re-injection
@@ -88,14 +90,14 @@ func (h *nextHop) rcpt(to string) error {
 // or aborted.
 func (h *nextHop) data() (*forwardTx, error) {
 	if h.c == nil || !h.inTx {
-		return nil, fmt.Errorf("forward: DATA without a transaction")
+		return nil, &hopError{op: "DATA", err: errors.New("no transaction")}
 	}
 	dc, err := h.c.Data()
 	if err != nil {
 		if _, isReply := err.(*smtp.SMTPError); !isReply {
 			h.drop()
 		}
-		return nil, fmt.Errorf("forward: DATA: %w", err)
+		return nil, &hopError{op: "DATA", err: err}
 	}
 	return &forwardTx{hop: h, dc: dc, crlf: newCRLFWriter(dc)}, nil
 }
@@ -132,7 +134,8 @@ func (h *nextHop) quit() {
 	}
 }
 
-// forwardTx is the message body on its way to the next hop.
+// forwardTx is the message body on its way to the next hop: the delivery
+// core's Forwarder.
 type forwardTx struct {
 	hop  *nextHop
 	dc   *smtp.DataCommand
@@ -143,24 +146,31 @@ type forwardTx struct {
 func (t *forwardTx) Write(p []byte) (int, error) {
 	n, err := t.crlf.Write(p)
 	if err != nil {
-		return n, fmt.Errorf("forward: write: %w", err)
+		return n, &hopError{op: "write", err: err}
 	}
 	return n, nil
 }
 
 // Finish sends the final "." and returns the next hop's verdict.
 func (t *forwardTx) Finish() error {
-	t.done = true
 	t.hop.inTx = false
+	err := t.finish()
+	// Only now: an Abort after a Finish that panicked must still drop the
+	// connection, whose state nobody knows.
+	t.done = true
+	return err
+}
+
+func (t *forwardTx) finish() error {
 	if err := t.crlf.Flush(); err != nil {
 		t.hop.drop()
-		return fmt.Errorf("forward: write: %w", err)
+		return &hopError{op: "write", err: err}
 	}
 	if err := t.dc.Close(); err != nil {
 		if _, isReply := err.(*smtp.SMTPError); !isReply {
 			t.hop.drop()
 		}
-		return fmt.Errorf("forward: end of DATA: %w", err)
+		return &hopError{op: "end of DATA", err: err}
 	}
 	return nil
 }
@@ -173,4 +183,24 @@ func (t *forwardTx) Abort() {
 	}
 }
 
-var _ io.Writer = (*forwardTx)(nil)
+var _ ingest.Forwarder = (*forwardTx)(nil)
+
+// hopError is a failure of the next hop during DATA: its own reply (an
+// *smtp.SMTPError, which nextHopReply repeats to Postfix) or a broken
+// connection.
+type hopError struct {
+	op  string
+	err error
+}
+
+func (e *hopError) Error() string { return "forward: " + e.op + ": " + e.err.Error() }
+func (e *hopError) Unwrap() error { return e.err }
+
+// Permanent reports whether the next hop refused the message for good (a
+// 5xx), for the core's temporary/permanent verdict.
+func (e *hopError) Permanent() bool {
+	var se *smtp.SMTPError
+	return errors.As(e.err, &se) && se.Code/100 == 5
+}
+
+var _ ingest.Permanent = (*hopError)(nil)

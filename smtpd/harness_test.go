@@ -24,6 +24,7 @@ import (
 	"github.com/mailvault/mailvaultd/archive/s3store"
 	"github.com/mailvault/mailvaultd/internal/kmstest"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
+	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/sealer/awskms"
 )
@@ -450,66 +451,19 @@ func (e *testEnv) sendRaw(t *testing.T, data []byte) string {
 // open decrypts archived message id, byte for byte.
 func (e *testEnv) open(t *testing.T, id string) []byte {
 	t.Helper()
-	ctx := context.Background()
-	info, err := e.vault.Head(ctx, id)
-	if err != nil {
-		t.Fatalf("head %s: %v", id, err)
+	var b bytes.Buffer
+	if _, err := sealed.Copy(context.Background(), e.vault, e.keys, id, &b); err != nil {
+		t.Fatalf("open %s: %v", id, err)
 	}
-	meta, err := sealer.ParseMetadata(info.Metadata)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dk, err := sealer.Unwrap(ctx, e.keys, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dk.Clear()
-	s, err := sealer.Open(ctx, func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
-		return e.vault.ReadMessage(ctx, id, off, n)
-	}, info.Size, meta, dk, "message")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := s.NewReader(ctx, 0, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return b.Bytes()
 }
 
 // manifest decrypts the manifest of id.
-func (e *testEnv) manifest(t *testing.T, id string) *archive.Manifest {
+func (e *testEnv) manifest(t *testing.T, id string) *sealed.Manifest {
 	t.Helper()
-	ctx := context.Background()
-	info, err := e.vault.Head(ctx, id)
+	m, err := sealed.OpenManifest(context.Background(), e.vault, e.keys, id)
 	if err != nil {
-		t.Fatal(err)
-	}
-	meta, err := sealer.ParseMetadata(info.Metadata)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dk, err := sealer.Unwrap(ctx, e.keys, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dk.Clear()
-	blob, err := e.vault.Manifest(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plain, err := sealer.OpenBlob(dk, meta, "manifest", blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := archive.DecodeManifest(plain)
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("manifest of %s: %v", id, err)
 	}
 	return m
 }

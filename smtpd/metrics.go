@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailvault/mailvaultd/ingest"
 )
 
 // Metrics are the SMTP side's Prometheus collectors. A nil *Metrics records
@@ -48,25 +50,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) keyCall(op string, err error) {
+func (m *Metrics) keyCall(op string, failed bool) {
 	if m == nil {
 		return
 	}
 	m.keyCalls.WithLabelValues(op).Inc()
-	if err != nil {
+	if failed {
 		m.keyErrs.WithLabelValues(op).Inc()
 	}
 }
 
-func (m *Metrics) delivered(o outcome, result, failedStage string) {
+func (m *Metrics) delivered(res ingest.Result, result, failedStage string) {
 	if m == nil {
 		return
 	}
 	m.messages.WithLabelValues(result).Inc()
 	if result == "archived" || result == "duplicate" {
-		m.bytes.Add(float64(o.size))
+		m.bytes.Add(float64(res.Size))
 	}
-	for s, d := range o.stages {
+	for s, d := range res.Stages {
 		m.stages.WithLabelValues(s).Observe(d.Seconds())
 	}
 	if failedStage != "" {

@@ -2,9 +2,10 @@ package smtpd
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailvault/mailvaultd/ingest"
 )
 
 // Replies Postfix sees. The text never carries internal detail: causes go to
@@ -28,26 +29,27 @@ var (
 		Message: "Service shutting down, please retry"}
 )
 
-// stageError records which stage failed, for the log and for the reply.
-type stageError struct {
-	stage string // "keys", "store", "forward", "read", "internal"
-	reply *smtp.SMTPError
-	err   error
-}
-
-func (e *stageError) Error() string { return fmt.Sprintf("%s: %v", e.stage, e.err) }
-func (e *stageError) Unwrap() error { return e.err }
-
-func fail(stage string, reply *smtp.SMTPError, err error) error {
-	return &stageError{stage: stage, reply: reply, err: err}
-}
-
-// toReply classifies err into what the SMTP client sees. Anything that is not
-// known to be permanent is a 451: a retry loses nothing, a bounce loses mail.
+// toReply translates a delivery failure into what the SMTP client sees.
+// Anything that is not known to be permanent is a 451: a retry loses
+// nothing, a bounce loses mail.
 func toReply(err error) *smtp.SMTPError {
-	var se *stageError
-	if errors.As(err, &se) && se.reply != nil {
-		return se.reply
+	var ie *ingest.Error
+	if !errors.As(err, &ie) {
+		return replyTransient
+	}
+	switch ie.Kind {
+	case ingest.KindKeys:
+		return replyKeysFailed
+	case ingest.KindStore:
+		return replyStoreFailed
+	case ingest.KindTimeout:
+		return replyTimeout
+	case ingest.KindTooBig:
+		return replyTooBig
+	case ingest.KindLineTooLong:
+		return replyLineTooLong
+	case ingest.KindNextHop:
+		return nextHopReply(ie.Err)
 	}
 	return replyTransient
 }

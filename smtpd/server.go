@@ -1,11 +1,12 @@
-// Package smtpd is the SMTP side of mailvaultd: the listener Postfix hands
-// mail to (go-smtp, with limits), the delivery transaction (archive, then
-// forward, then reply) and the client that re-injects mail into Postfix.
+// Package smtpd is the SMTP front end of mailvaultd: the listener Postfix
+// hands mail to (go-smtp, with limits), the client that re-injects mail into
+// Postfix (the delivery core's Forwarder), and the translation of the core's
+// results and errors into SMTP replies.
 //
-// smtpd never does cryptography or storage itself: it streams each message
-// into the sealer and the archive Vault and classifies their failures into
-// SMTP replies. Every transient failure is a 451, so Postfix keeps the mail
-// queued; nothing internal appears in a reply.
+// smtpd never does cryptography, storage or the delivery transaction itself:
+// it hands each message to the delivery core (package ingest) and answers
+// what the core decided. Every transient failure is a 451, so Postfix keeps
+// the mail queued; nothing internal appears in a reply.
 package smtpd
 
 import (
@@ -15,13 +16,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailvault/mailvaultd/ingest"
 	"github.com/mailvault/mailvaultd/pgpmime"
 )
 
@@ -64,11 +65,12 @@ var (
 
 // Server is the SMTP listener.
 type Server struct {
-	opts   Options
-	pipe   *Pipeline
-	log    *slog.Logger
-	srv    *smtp.Server
-	active atomic.Int64 // sessions holding a slot
+	opts    Options
+	core    *ingest.Core
+	metrics *Metrics // may be nil
+	log     *slog.Logger
+	srv     *smtp.Server
+	active  atomic.Int64 // sessions holding a slot
 
 	mu       sync.Mutex
 	inflight sync.WaitGroup // transactions inside Data
@@ -79,7 +81,7 @@ type Server struct {
 
 // New returns a server delivering through p.
 func New(o Options, p *Pipeline) *Server {
-	s := &Server{opts: o, pipe: p, log: p.Logger, conns: map[*slotConn]struct{}{}}
+	s := &Server{opts: o, core: p.core(), metrics: p.Metrics, log: p.Logger, conns: map[*slotConn]struct{}{}}
 	srv := smtp.NewServer(s)
 	srv.Domain = o.Hostname
 	srv.MaxMessageBytes = o.MaxMessageBytes
@@ -156,7 +158,7 @@ func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
 type session struct {
 	s      *Server
 	remote string
-	env    Envelope
+	env    ingest.Envelope
 	hop    *nextHop // nil: store-only
 
 	// With OpenPGP: the group of the first accepted recipient decides
@@ -204,8 +206,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := ss.beginTx(); err != nil {
 		return err
 	}
-	ss.env.From = from
-	ss.env.Opts = opts
+	ss.env = envelopeOf(from, opts)
 	if ss.hop != nil {
 		if err := ss.hop.mail(from, opts); err != nil {
 			ss.endTx()
@@ -238,7 +239,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-func (ss *session) Data(r io.Reader) (reply error) {
+func (ss *session) Data(r io.Reader) error {
 	done := make(chan struct{})
 	ss.dataMu.Lock()
 	ss.dataDone = done
@@ -246,78 +247,76 @@ func (ss *session) Data(r io.Reader) (reply error) {
 	defer close(done)
 
 	start := time.Now()
-	var out outcome
-	defer func() {
-		// A panic anywhere in the pipeline is one failed delivery, not a
-		// dead daemon and never a bounce.
-		if v := recover(); v != nil {
-			ss.s.log.Error("panic in delivery", "remote", ss.remote, "panic", v, "stack", string(debug.Stack()))
-			if ss.hop != nil {
-				ss.hop.drop()
-			}
-			ss.s.pipe.Metrics.delivered(out, "tempfail", "internal")
-			reply = replyTransient
-		}
-	}()
-
-	var tx *forwardTx
+	// fwd stays a nil interface in store-only mode.
+	var fwd ingest.Forwarder
 	if ss.hop != nil {
-		var err error
-		if tx, err = ss.hop.data(); err != nil {
-			ss.logResult(out, start, err)
-			return nextHopReply(err)
+		tx, err := ss.hop.data()
+		if err != nil {
+			err := ingest.NextHopFailure(err)
+			ss.logResult(ingest.Result{}, start, err)
+			return toReply(err)
 		}
+		fwd = tx
 	}
 	if ss.group == groupEncrypted {
-		ss.env.Encrypt = &pgpGroup{recipients: ss.pgpKeys,
-			opts: pgpmime.Options{KeepSubject: ss.s.opts.OpenPGP.KeepSubject}}
+		ss.env.PGP = &ingest.PGP{Recipients: ss.pgpKeys,
+			Options: pgpmime.Options{KeepSubject: ss.s.opts.OpenPGP.KeepSubject}}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ss.s.opts.DataTimeout)
 	defer cancel()
-	out, err := ss.s.pipe.Deliver(ctx, ss.env, r, tx)
-	ss.logResult(out, start, err)
+	// A panic in the delivery is recovered by the core, which aborts fwd;
+	// one anywhere else here is go-smtp's (421, connection closed).
+	res, err := ss.s.core.Deliver(ctx, ss.env, dataReader{r}, fwd)
+	ss.logResult(res, start, err)
 	if err != nil {
 		return toReply(err)
 	}
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: archived as " + out.id}
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: archived as " + res.ID}
 }
 
 // logResult writes the one log line of a message and its metrics.
-func (ss *session) logResult(out outcome, start time.Time, err error) {
+func (ss *session) logResult(res ingest.Result, start time.Time, err error) {
 	lg := ss.s.log
-	attrs := []any{"id", out.id, "queue_id", out.queueID, "size", out.size, "rcpts", len(ss.env.To),
+	attrs := []any{"id", res.ID, "queue_id", res.QueueID, "size", res.Size, "rcpts", len(ss.env.To),
 		"ms", durAttr(time.Since(start))}
 	for _, st := range []string{"keys", "stream", "commit", "forward"} {
-		if d, ok := out.stages[st]; ok {
+		if d, ok := res.Stages[st]; ok {
 			attrs = append(attrs, st+"_ms", durAttr(d))
 		}
 	}
-	if out.pgp != "" {
-		attrs = append(attrs, "openpgp", out.pgp)
+	if res.PGP != "" {
+		attrs = append(attrs, "openpgp", res.PGP)
 	}
 	if lg.Enabled(context.Background(), slog.LevelDebug) {
 		attrs = append(attrs, "from", ss.env.From, "to", ss.env.To)
 	}
+	var ie *ingest.Error
+	errors.As(err, &ie)
+	if _, called := res.Stages[ingest.StageKeys]; called {
+		ss.s.metrics.keyCall("generate", ie != nil && ie.Kind == ingest.KindKeys)
+	}
 	if err == nil {
 		result := "archived"
-		if out.duplicate {
+		if res.Duplicate {
 			result = "duplicate"
 		}
-		ss.s.pipe.Metrics.delivered(out, result, "")
+		ss.s.metrics.delivered(res, result, "")
 		lg.Info("message "+result, append(attrs, "outcome", result)...)
 		return
 	}
 	reply := toReply(err)
-	stage := "forward"
-	var se *stageError
-	if errors.As(err, &se) {
-		stage = se.stage
+	stage := ingest.StageForward
+	if ie != nil {
+		stage = ie.Stage
+		if ie.KeyFailure != "" {
+			attrs = append(attrs, "key_failure", ie.KeyFailure)
+		}
 	}
 	result := "tempfail"
 	if reply.Code/100 == 5 {
 		result = "rejected"
 	}
-	ss.s.pipe.Metrics.delivered(out, result, stage)
+	ss.s.metrics.delivered(res, result, stage)
 	lg.Warn("message "+result, append(attrs, "outcome", result, "stage", stage, "reply", reply.Code, "err", err)...)
 }
 
@@ -356,7 +355,7 @@ func (ss *session) endTx() {
 func (ss *session) Reset() {
 	ss.waitData()
 	ss.endTx()
-	ss.env = Envelope{}
+	ss.env = ingest.Envelope{}
 	ss.group, ss.pgpKeys = groupNone, nil
 	if ss.hop != nil {
 		ss.hop.reset()
@@ -389,7 +388,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			go refuse(c)
 			continue
 		}
-		l.s.pipe.Metrics.sessionDelta(1)
+		l.s.metrics.sessionDelta(1)
 		sc := &slotConn{Conn: c, s: l.s}
 		l.s.mu.Lock()
 		l.s.conns[sc] = struct{}{}
@@ -417,7 +416,7 @@ func (c *slotConn) Close() error {
 		delete(c.s.conns, c)
 		c.s.mu.Unlock()
 		c.s.active.Add(-1)
-		c.s.pipe.Metrics.sessionDelta(-1)
+		c.s.metrics.sessionDelta(-1)
 	})
 	return c.Conn.Close()
 }

@@ -7,22 +7,27 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/internal/kmstest"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
+	"github.com/mailvault/mailvaultd/partmap"
+	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/sealer/awskms"
 )
 
 // TestSealedMessagesInBucket runs the production pieces together: data keys
 // from AWS KMS (the protocol double, through the real SDK), the sealed
-// format, and this store on a real MinIO. It shows that the bucket holds only
-// ciphertext, that every message object carries its wrapped key and format
+// format and Vault layout (through package sealed), and this store on a real
+// MinIO. It shows that the bucket holds only ciphertext and hashed keys, that every message object carries its wrapped key and format
 // fields in metadata that a standard S3 client reads back, that the write
 // path costs one GenerateDataKey per message, and that the metadata is bound
 // to the ciphertext.
@@ -41,66 +46,68 @@ func TestSealedMessagesInBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The write path is the delivery core's: package sealed over a Vault on
+	// this store.
+	vault := archive.NewVault(store, randBytes(t, 32))
+	env := archive.Envelope{From: "sender@example.test", To: []string{"rcpt@example.test"}}
+
 	// Messages that are easy to spot: a marker line repeated, one of them
 	// large enough for the multipart path.
 	messages := map[string][]byte{}
+	var ids []string
 	for i, size := range []int{0, 1, 200, 64 << 10, 100_000, 12 << 20} {
-		id := fmt.Sprintf("m%02d", i)
-		line := fmt.Sprintf("Subject: PLAINTEXT-MARKER-%s secret invoice\r\n", id)
-		messages[id] = bytes.Repeat([]byte(line), size/len(line)+1)[:size]
-	}
-	for id, msg := range messages {
-		dk, err := keys.GenerateDataKey(ctx, sealer.ArchiveContext(id))
+		line := fmt.Sprintf("Subject: PLAINTEXT-MARKER-%d secret invoice\r\n", i)
+		msg := bytes.Repeat([]byte(line), size/len(line)+1)[:size]
+		w, err := sealed.Begin(ctx, vault, keys, archive.NewID(time.Now()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		w, err := store.Create(ctx, "msg/"+id)
-		if err != nil {
+		fp := vault.Fingerprint(env)
+		scan := partmap.NewScanner(partmap.Limits{})
+		if _, err := io.Copy(io.MultiWriter(w, fp, scan), bytes.NewReader(msg)); err != nil {
 			t.Fatal(err)
 		}
-		sw, err := sealer.NewWriter(w, dk, "message")
-		if err != nil {
-			t.Fatal(err)
+		id, dup, err := w.Commit(ctx, sealed.Record{Envelope: env, ReceivedAt: time.Now(), Parts: scan.Close(), Fingerprint: fp.Sum(nil)})
+		if err != nil || dup {
+			t.Fatalf("commit: %v (duplicate %v)", err, dup)
 		}
-		dk.Clear()
-		if _, err := sw.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if err := sw.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Commit(ctx, sw.Metadata().Map(), true); err != nil {
-			t.Fatal(err)
-		}
+		messages[id] = msg
+		ids = append(ids, id)
 	}
 	if g, all := kms.Calls("GenerateDataKey"), kms.Calls("Decrypt")+kms.Calls("Encrypt")+kms.Calls("DescribeKey"); g != len(messages) || all != 0 {
 		t.Fatalf("write path: %d GenerateDataKey (and %d other KMS calls) for %d messages", g, all, len(messages))
 	}
 	t.Logf("KMS calls on the write path: %d GenerateDataKey for %d messages", kms.Calls("GenerateDataKey"), len(messages))
 
-	// What a standard S3 client sees in the bucket.
+	// What a standard S3 client sees in the bucket: no plaintext in any
+	// object (message, manifest, marker, index entry) nor in any key.
 	c := srv.Client()
 	list, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: &bucket})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Contents) != len(messages) {
-		t.Fatalf("bucket holds %d objects, want %d", len(list.Contents), len(messages))
-	}
+	var messageObjects int
 	for _, o := range list.Contents {
 		key := aws.ToString(o.Key)
-		id := key[len("mail/msg/"):]
+		if strings.Contains(key, "example") {
+			t.Fatalf("object key %s names an address", key)
+		}
 		obj, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: &bucket, Key: &key})
 		if err != nil {
 			t.Fatal(err)
 		}
 		stored, _ := io.ReadAll(obj.Body)
 		obj.Body.Close()
-		for _, needle := range [][]byte{[]byte("PLAINTEXT-MARKER"), []byte("invoice"), []byte("Subject:")} {
+		for _, needle := range [][]byte{[]byte("PLAINTEXT-MARKER"), []byte("invoice"), []byte("Subject:"), []byte("example.test")} {
 			if bytes.Contains(stored, needle) {
 				t.Fatalf("%s: plaintext %q in the bucket", key, needle)
 			}
 		}
+		id, isMessage := strings.CutPrefix(key, "mail/msg/")
+		if !isMessage || strings.HasSuffix(id, ".manifest") {
+			continue
+		}
+		messageObjects++
 		if want := sealer.CiphertextSize(int64(len(messages[id]))); int64(len(stored)) != want {
 			t.Errorf("%s: %d bytes stored, want %d", key, len(stored), want)
 		}
@@ -121,25 +128,16 @@ func TestSealedMessagesInBucket(t *testing.T) {
 			t.Errorf("%s: no SHA-256 checksum stored", key)
 		}
 
-		// Read it back the way retrieval does: metadata from the plain
-		// client, key from KMS, authenticated ranges through the store.
-		meta, err := sealer.ParseMetadata(head.Metadata)
+		// Read it back the way retrieval does: key from KMS, manifest and
+		// authenticated ranges through the store.
+		msg, err := sealed.Open(ctx, vault, keys, id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dk, err := sealer.Unwrap(ctx, keys, meta)
-		if err != nil {
-			t.Fatal(err)
+		if m := msg.Manifest(); m.ID != id || m.Size != int64(len(messages[id])) || m.From != env.From {
+			t.Fatalf("%s: manifest %+v", key, m)
 		}
-		src := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
-			return store.Get(ctx, "msg/"+id, off, n)
-		}
-		sealed, err := sealer.Open(ctx, src, int64(len(stored)), meta, dk, "message")
-		dk.Clear()
-		if err != nil {
-			t.Fatal(err)
-		}
-		rc, err := sealed.NewReader(ctx, 0, -1)
+		rc, err := msg.NewReader(ctx, 0, -1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +148,7 @@ func TestSealedMessagesInBucket(t *testing.T) {
 		}
 		if n := int64(len(got)); n > 200_000 {
 			off := n / 2
-			rc, err := sealed.NewReader(ctx, off, 1000)
+			rc, err := msg.NewReader(ctx, off, 1000)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,16 +158,20 @@ func TestSealedMessagesInBucket(t *testing.T) {
 				t.Fatalf("%s: ranged plaintext differs", key)
 			}
 		}
+		msg.Close()
+	}
+	if messageObjects != len(messages) {
+		t.Fatalf("bucket holds %d message objects, want %d", messageObjects, len(messages))
 	}
 
 	// Metadata is bound: the same ciphertext under another message's
 	// context does not open (KMS refuses the context).
-	info, err := store.Head(ctx, "msg/m02")
+	info, err := store.Head(ctx, "msg/"+ids[2])
 	if err != nil {
 		t.Fatal(err)
 	}
 	forged := maps.Clone(info.Metadata)
-	other, _ := store.Head(ctx, "msg/m03")
+	other, _ := store.Head(ctx, "msg/"+ids[3])
 	forged["mv-context"] = other.Metadata["mv-context"]
 	meta, err := sealer.ParseMetadata(forged)
 	if err != nil {
@@ -190,7 +192,7 @@ func TestSealedMessagesInBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := sealer.Unwrap(ctx, keys, meta); !errors.Is(err, sealer.ErrDecrypt) {
-		t.Fatalf("m02's wrapped key on m03: unwrap gave %v, want ErrDecrypt", err)
+		t.Fatalf("message 2's wrapped key on message 3: unwrap gave %v, want ErrDecrypt", err)
 	}
 	for _, k := range []string{"mv-wrapped-key", "mv-key-id", "mv-context"} {
 		copied[k] = info.Metadata[k]
@@ -201,13 +203,13 @@ func TestSealedMessagesInBucket(t *testing.T) {
 	}
 	dk, err := sealer.Unwrap(ctx, keys, meta)
 	if err != nil {
-		t.Fatalf("unwrap of m02's own key fields: %v", err)
+		t.Fatalf("unwrap of message 2's own key fields: %v", err)
 	}
 	defer dk.Clear()
 	src := func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
-		return store.Get(ctx, "msg/m03", off, n)
+		return store.Get(ctx, "msg/"+ids[3], off, n)
 	}
 	if _, err := sealer.Open(ctx, src, other.Size, meta, dk, "message"); !errors.Is(err, sealer.ErrDecrypt) {
-		t.Fatalf("m03's ciphertext under m02's key: %v, want ErrDecrypt", err)
+		t.Fatalf("message 3's ciphertext under message 2's key: %v, want ErrDecrypt", err)
 	}
 }

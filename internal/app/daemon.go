@@ -16,6 +16,7 @@ import (
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/pgpmime"
 	"github.com/mailvault/mailvaultd/retrieval"
+	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/smtpd"
 	"github.com/mailvault/mailvaultd/usersfile"
 )
@@ -99,7 +100,9 @@ func (a *App) HTTPServer() *http.Server {
 	// and a Ready that pinged them again doubled every probe's calls.
 	mux.Handle("/", retrieval.NewHandler(retrieval.Options{
 		Vault: a.vault, Keys: a.keys, Users: a.users, Audit: a.audit, Logger: a.log,
-		Lister: archivelist.New(a.vault, retrieval.ManifestOpener(a.vault, a.keys), a.log),
+		Lister: archivelist.New(a.vault, func(ctx context.Context, id string) (*sealed.Manifest, error) {
+			return sealed.OpenManifest(ctx, a.vault, a.keys, id)
+		}, a.log),
 	}))
 	return retrieval.NewServer(a.cfg.Retrieval.Listen, mux)
 }

@@ -1,4 +1,4 @@
-package archive
+package sealed
 
 import (
 	"encoding/json"
@@ -12,7 +12,8 @@ import (
 const ManifestVersion = 1
 
 // maxManifestBytes bounds a decoded manifest (1000 parts with long names fit
-// well inside it).
+// well inside it). archive.Vault reads a sealed manifest of at most this much
+// plus sealing overhead; the two bounds are kept together by a test.
 const maxManifestBytes = 16 << 20
 
 // Manifest describes one archived message: its envelope, a summary of its
@@ -39,21 +40,21 @@ func EncodeManifest(m *Manifest) ([]byte, error) {
 // DecodeManifest parses an opened manifest.
 func DecodeManifest(b []byte) (*Manifest, error) {
 	if len(b) > maxManifestBytes {
-		return nil, fmt.Errorf("archive: manifest of %d bytes exceeds %d", len(b), maxManifestBytes)
+		return nil, fmt.Errorf("sealed: manifest of %d bytes exceeds %d", len(b), maxManifestBytes)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("archive: decode manifest: %w", err)
+		return nil, fmt.Errorf("sealed: decode manifest: %w", err)
 	}
 	if m.Version != ManifestVersion {
-		return nil, fmt.Errorf("archive: manifest version %d not supported", m.Version)
+		return nil, fmt.Errorf("sealed: manifest version %d not supported", m.Version)
 	}
 	if m.Size < 0 {
-		return nil, fmt.Errorf("archive: manifest size %d is negative", m.Size)
+		return nil, fmt.Errorf("sealed: manifest size %d is negative", m.Size)
 	}
 	for i, p := range m.Parts {
 		if p.Offset < 0 || p.Length < 0 || p.Offset > m.Size || p.Length > m.Size-p.Offset {
-			return nil, fmt.Errorf("archive: manifest part %d range [%d,+%d) outside the message", i, p.Offset, p.Length)
+			return nil, fmt.Errorf("sealed: manifest part %d range [%d,+%d) outside the message", i, p.Offset, p.Length)
 		}
 	}
 	return &m, nil

@@ -1,4 +1,4 @@
-package archive_test
+package sealed_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/partmap"
+	"github.com/mailvault/mailvaultd/sealed"
 )
 
 // FuzzDecodeManifest treats arbitrary bytes as an opened manifest. (A
@@ -23,7 +24,7 @@ import (
 // the shapes EncodeManifest produces.
 func FuzzDecodeManifest(f *testing.F) {
 	for _, m := range seedManifests() {
-		b, err := archive.EncodeManifest(m)
+		b, err := sealed.EncodeManifest(m)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -36,22 +37,22 @@ func FuzzDecodeManifest(f *testing.F) {
 	f.Add([]byte(`{"v":1,"received_at":"0000-01-01T00:00:00Z","to":null,"parts":null}`))
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := archive.DecodeManifest(b)
+		m, err := sealed.DecodeManifest(b)
 		if err != nil {
 			if m != nil {
 				t.Fatalf("DecodeManifest returned a manifest with the error %v", err)
 			}
-			if !strings.HasPrefix(err.Error(), "archive: ") {
+			if !strings.HasPrefix(err.Error(), "sealed: ") {
 				t.Fatalf("error %q does not say where it comes from", err)
 			}
 			return
 		}
 		checkManifest(t, m)
-		again, err := archive.EncodeManifest(m)
+		again, err := sealed.EncodeManifest(m)
 		if err != nil {
 			t.Fatalf("a decoded manifest does not encode: %v", err)
 		}
-		m2, err := archive.DecodeManifest(again)
+		m2, err := sealed.DecodeManifest(again)
 		if err != nil {
 			t.Fatalf("a re-encoded manifest does not decode: %v\n%s", err, again)
 		}
@@ -59,15 +60,15 @@ func FuzzDecodeManifest(f *testing.F) {
 			t.Fatalf("decode(encode(m)) differs from m:\n%+v\n%+v", m, m2)
 		}
 		// Encoding is deterministic: the second round gives the same bytes.
-		if third, _ := archive.EncodeManifest(m2); !bytes.Equal(third, again) {
+		if third, _ := sealed.EncodeManifest(m2); !bytes.Equal(third, again) {
 			t.Fatalf("encoding is not stable:\n%s\n%s", again, third)
 		}
 	})
 }
 
-func checkManifest(t *testing.T, m *archive.Manifest) {
+func checkManifest(t *testing.T, m *sealed.Manifest) {
 	t.Helper()
-	if m.Version != archive.ManifestVersion {
+	if m.Version != sealed.ManifestVersion {
 		t.Fatalf("accepted version %d", m.Version)
 	}
 	if m.Size < 0 {
@@ -80,9 +81,9 @@ func checkManifest(t *testing.T, m *archive.Manifest) {
 	}
 }
 
-func seedManifests() []*archive.Manifest {
+func seedManifests() []*sealed.Manifest {
 	at := time.Date(2026, 11, 23, 11, 52, 0, 123456789, time.UTC)
-	return []*archive.Manifest{
+	return []*sealed.Manifest{
 		{ID: archive.NewID(at), ReceivedAt: at, From: "a@example.test", To: []string{"b@example.test"}, Size: 120,
 			Header: partmap.Header{From: "A <a@example.test>", Subject: "hello", MessageID: "<1@example.test>"},
 			Parts:  []partmap.Part{{Index: 0, Path: "1", ContentType: "text/plain", Charset: "utf-8", Offset: 60, Length: 60, DecodedSize: 60}}},
