@@ -11,6 +11,13 @@ import (
 // Replies Postfix sees. The text never carries internal detail: causes go to
 // the log, classified once here at the edge.
 var (
+	// An address go-smtp accepted but no RFC 5321 path can carry (see
+	// smtpPath): forwarding it would change its meaning, so it is refused
+	// before anything reaches the next hop or the archive.
+	replyBadSender = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 7},
+		Message: "Sender address cannot be relayed as written"}
+	replyBadRecipient = &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 3},
+		Message: "Recipient address cannot be relayed as written"}
 	replyTransient = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 		Message: "Temporary failure, please retry"}
 	replyStoreFailed = &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0},

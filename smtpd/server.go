@@ -207,8 +207,14 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		return err
 	}
 	ss.env = envelopeOf(from, opts)
+	path, err := smtpPath(from, ss.env.SMTPUTF8)
+	if err != nil {
+		ss.endTx()
+		ss.s.log.Info("refused a sender no SMTP path can carry", "remote", ss.remote)
+		return replyBadSender
+	}
 	if ss.hop != nil {
-		if err := ss.hop.mail(from, opts); err != nil {
+		if err := ss.hop.mail(path, opts); err != nil {
 			ss.endTx()
 			ss.s.log.Warn("next hop refused MAIL FROM", "remote", ss.remote, "err", err)
 			return nextHopReply(err)
@@ -218,6 +224,11 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	path, err := smtpPath(to, ss.env.SMTPUTF8)
+	if err != nil || to == "" {
+		ss.s.log.Info("refused a recipient no SMTP path can carry", "remote", ss.remote)
+		return replyBadRecipient
+	}
 	g, rec, err := ss.classify(to)
 	if err != nil {
 		return err
@@ -226,7 +237,7 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return replyOtherGroup
 	}
 	if ss.hop != nil {
-		if err := ss.hop.rcpt(to); err != nil {
+		if err := ss.hop.rcpt(path); err != nil {
 			ss.s.log.Warn("next hop refused RCPT TO", "remote", ss.remote, "err", err)
 			return nextHopReply(err)
 		}
