@@ -77,6 +77,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		NextHop:         c.Forward.NextHop,
 		NextHopTimeout:  c.Forward.Timeout.D(),
 		OpenPGP:         pgp,
+		Allow:           c.SMTP.AllowNets(),
 	}, pipe)
 
 	smtpLn, err := net.Listen("tcp", c.SMTP.Listen)
