@@ -173,13 +173,13 @@ func TestDataReadByRFC5321(t *testing.T) {
 	hop := startRawHop(t)
 	e := newEnv(t, envOpts{hopAddr: hop.addr})
 	for _, body := range []string{
-		"Subject: a\r\n\r\n.\rB",                          // go-smtp: "B"
-		"Subject: a\r\n\r\n.\r\rB",                        // go-smtp: "\rB"
-		"Subject: a\r\n\r\n.\r\r\n..after",                // a leading dot's line ending in CR CRLF, then a stuffed line
-		"Subject: a\r\n\r\nx\r\r\n..stuffed",              // go-smtp kept both dots
-		"Subject: a\r\n\r\nx\r\r\n.\rB\r\r\r\n..y",        // all of it
-		"Subject: a\r\n\r\nx\r\r\r\n",                     // odd CRs before the end: representable
-		"Subject: a\r\n\r\n\r\r\r\r\r\n..",                // a content line "." after CRs
+		"Subject: a\r\n\r\n.\rB",                           // go-smtp: "B"
+		"Subject: a\r\n\r\n.\r\rB",                         // go-smtp: "\rB"
+		"Subject: a\r\n\r\n.\r\r\n..after",                 // a leading dot's line ending in CR CRLF, then a stuffed line
+		"Subject: a\r\n\r\nx\r\r\n..stuffed",               // go-smtp kept both dots
+		"Subject: a\r\n\r\nx\r\r\n.\rB\r\r\r\n..y",         // all of it
+		"Subject: a\r\n\r\nx\r\r\r\n",                      // odd CRs before the end: representable
+		"Subject: a\r\n\r\n\r\r\r\r\r\n..",                 // a content line "." after CRs
 		"Subject: a\r\n\r\n..\r\n...\r\n.\r.\r\n.x\r\n\rz", // dots and CRs
 	} {
 		t.Run(fmt.Sprintf("%q", body), func(t *testing.T) {
