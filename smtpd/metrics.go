@@ -18,6 +18,7 @@ type Metrics struct {
 	keyErrs  *prometheus.CounterVec
 	stageErr *prometheus.CounterVec
 	sessions prometheus.Gauge
+	refused  *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors with reg.
@@ -45,8 +46,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mailvaultd_smtp_sessions_in_flight", Help: "Open SMTP sessions.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mailvaultd_smtp_connections_refused_total", Help: "SMTP connections refused at the greeting (not_authorised: outside smtp.allow; too_many_sessions: over smtp.max_sessions).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.messages, m.bytes, m.stages, m.keyCalls, m.keyErrs, m.stageErr, m.sessions)
+	reg.MustRegister(m.messages, m.bytes, m.stages, m.keyCalls, m.keyErrs, m.stageErr, m.sessions, m.refused)
 	return m
 }
 
@@ -79,6 +83,12 @@ func (m *Metrics) delivered(res ingest.Result, result, failedStage string) {
 func (m *Metrics) sessionDelta(d float64) {
 	if m != nil {
 		m.sessions.Add(d)
+	}
+}
+
+func (m *Metrics) connectionRefused(reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,10 @@ type Options struct {
 	// OpenPGP, when not nil and not off, encrypts what is forwarded to
 	// recipients whose key it holds.
 	OpenPGP *OpenPGP
+
+	// Allow lists the client networks that may connect (nil: DefaultAllow,
+	// loopback). Anyone else is answered 554 and disconnected.
+	Allow []netip.Prefix
 }
 
 // OpenPGP is the recipient-encryption policy for forwarding.
@@ -72,6 +77,9 @@ type Server struct {
 	srv     *smtp.Server
 	active  atomic.Int64 // sessions holding a slot
 
+	allow    []netip.Prefix
+	refusals *refusalLog
+
 	mu       sync.Mutex
 	inflight sync.WaitGroup // transactions inside Data
 	closing  bool
@@ -81,7 +89,11 @@ type Server struct {
 
 // New returns a server delivering through p.
 func New(o Options, p *Pipeline) *Server {
-	s := &Server{opts: o, core: p.core(), metrics: p.Metrics, log: p.Logger, conns: map[*slotConn]struct{}{}}
+	s := &Server{opts: o, core: p.core(), metrics: p.Metrics, log: p.Logger, conns: map[*slotConn]struct{}{},
+		allow: o.Allow, refusals: newRefusalLog(p.Logger)}
+	if s.allow == nil {
+		s.allow = DefaultAllow
+	}
 	srv := smtp.NewServer(s)
 	srv.Domain = o.Hostname
 	srv.MaxMessageBytes = o.MaxMessageBytes
@@ -394,13 +406,21 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !clientAllowed(l.s.allow, c.RemoteAddr()) {
+			l.s.metrics.connectionRefused("not_authorised")
+			l.s.refusals.refused(c.RemoteAddr().String())
+			go refuseNotAuthorised(c)
+			continue
+		}
 		if n := l.s.active.Add(1); n > int64(l.s.opts.MaxSessions) {
 			l.s.active.Add(-1)
+			l.s.metrics.connectionRefused("too_many_sessions")
 			go refuse(c)
 			continue
 		}
 		l.s.metrics.sessionDelta(1)
 		sc := &slotConn{Conn: c, s: l.s}
+		sc.wire = newWire(c, readerFunc(sc.readSocket), l.s.opts.Hostname, l.s.opts.WriteTimeout, l.s.log)
 		l.s.mu.Lock()
 		l.s.conns[sc] = struct{}{}
 		l.s.mu.Unlock()
@@ -415,11 +435,17 @@ func refuse(c net.Conn) {
 	c.Close()
 }
 
+// slotConn is one session's connection: it holds the session's slot, and
+// everything go-smtp reads and writes passes through its wire (wire.go).
 type slotConn struct {
 	net.Conn
 	s    *Server
 	once sync.Once
+	wire *wire
 }
+
+func (c *slotConn) Read(p []byte) (int, error)  { return c.wire.Read(p) }
+func (c *slotConn) Write(p []byte) (int, error) { return c.wire.Write(p) }
 
 func (c *slotConn) Close() error {
 	c.once.Do(func() {
@@ -432,14 +458,14 @@ func (c *slotConn) Close() error {
 	return c.Conn.Close()
 }
 
-// Read ends the session at a read timeout. go-smtp closes the connection
+// readSocket reads the socket and ends the session at a read timeout. go-smtp closes the connection
 // after a timeout between commands, but not after one inside DATA: there it
 // replies and reads on, taking the rest of the message for commands, so a
 // transaction hidden in the body would be run (smuggled). And a command line
 // cut short by a timeout is run as if it were whole (bufio.Reader.ReadLine
 // drops the error). After a timeout nobody knows where in the stream the
 // client is, so nothing more is read.
-func (c *slotConn) Read(p []byte) (int, error) {
+func (c *slotConn) readSocket(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		c.Conn.SetWriteDeadline(time.Now().Add(time.Second))

@@ -86,6 +86,7 @@ func (a *App) SMTPServer() *smtpd.Server {
 		NextHop:         c.Forward.NextHop,
 		NextHopTimeout:  c.Forward.Timeout.D(),
 		OpenPGP:         pgp,
+		Allow:           c.SMTP.AllowNets(),
 	}, pipe)
 }
 

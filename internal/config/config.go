@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -44,6 +45,10 @@ type SMTP struct {
 	WriteTimeout    Duration `yaml:"write_timeout"`
 	DataTimeout     Duration `yaml:"data_timeout"`
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Allow lists the client networks (CIDR) that may connect; anyone else
+	// is answered 554. The port has no authentication, so this is who can
+	// relay through the next hop and plant mail in any archive view.
+	Allow []string `yaml:"allow"`
 }
 
 // Forward configures re-injection into Postfix.
@@ -149,6 +154,7 @@ func Default() *Config {
 		// the message went through.
 		DataTimeout:     Duration(5 * time.Minute),
 		ShutdownTimeout: Duration(25 * time.Second),
+		Allow:           []string{"127.0.0.0/8", "::1/128"},
 	}
 	c.Forward = Forward{NextHop: "127.0.0.1:10026", Timeout: Duration(5 * time.Minute)}
 	c.Keys.Provider = "local"
@@ -351,6 +357,14 @@ func (c *Config) Validate() error {
 	if c.SMTP.MaxLineLength < 1000 {
 		return bad("smtp.max_line_length", "must be at least 1000, the SMTP minimum (got %d)", c.SMTP.MaxLineLength)
 	}
+	if len(c.SMTP.Allow) == 0 {
+		return bad("smtp.allow", "is empty: no client could send mail (list Postfix's address, e.g. 127.0.0.0/8)")
+	}
+	for i, n := range c.SMTP.Allow {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			return bad(fmt.Sprintf("smtp.allow[%d]", i), "%q is not a CIDR network (like 127.0.0.0/8 or ::1/128)", n)
+		}
+	}
 	for key, d := range map[string]Duration{
 		"smtp.read_timeout": c.SMTP.ReadTimeout, "smtp.write_timeout": c.SMTP.WriteTimeout,
 		"smtp.data_timeout": c.SMTP.DataTimeout, "smtp.shutdown_timeout": c.SMTP.ShutdownTimeout,
@@ -452,6 +466,18 @@ func (c *Config) Validate() error {
 		return bad("log.format", "must be text or json (got %q)", c.Log.Format)
 	}
 	return nil
+}
+
+// AllowNets returns smtp.allow parsed (Validate has checked it), each
+// network masked to its prefix length.
+func (s SMTP) AllowNets() []netip.Prefix {
+	nets := make([]netip.Prefix, 0, len(s.Allow))
+	for _, n := range s.Allow {
+		if p, err := netip.ParsePrefix(n); err == nil {
+			nets = append(nets, p.Masked())
+		}
+	}
+	return nets
 }
 
 func checkAddr(a string) error {
