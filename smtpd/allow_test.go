@@ -13,6 +13,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // dialFrom connects to addr from the loopback address local (Linux routes
@@ -36,7 +38,7 @@ func TestAllow(t *testing.T) {
 	e := newEnv(t, envOpts{storeOnly: true})
 	reg := prometheus.NewRegistry()
 	metrics := NewMetrics(reg)
-	log := slog.New(slog.NewTextHandler(lockedWriter{e.logMu, e.logs}, nil))
+	log := slog.New(slog.NewTextHandler(testkit.LockedWriter{Mu: e.logMu, W: e.logs}, nil))
 	srv := New(Options{Hostname: "mailvault.test", MaxMessageBytes: 1 << 20, MaxRecipients: 10, MaxSessions: 5,
 		MaxLineLength: 4096, ReadTimeout: time.Minute, WriteTimeout: time.Minute, DataTimeout: time.Minute,
 		Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}},

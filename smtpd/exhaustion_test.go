@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // Resource exhaustion: clients that hold a session without finishing it,
@@ -52,7 +54,7 @@ func startServer(t testing.TB, e *testEnv, o Options) (*Server, string) {
 	if o.NextHopTimeout == 0 {
 		o.NextHopTimeout = 10 * time.Second
 	}
-	log := slog.New(slog.NewTextHandler(lockedWriter{e.logMu, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(testkit.LockedWriter{Mu: e.logMu, W: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv := New(o, &Pipeline{Vault: e.vault, Keys: e.keys, Logger: log})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

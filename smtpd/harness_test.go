@@ -24,6 +24,7 @@ import (
 	"github.com/mailvault/mailvaultd/archive/s3store"
 	"github.com/mailvault/mailvaultd/internal/kmstest"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
+	"github.com/mailvault/mailvaultd/internal/testkit"
 	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/sealer/awskms"
@@ -289,7 +290,7 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 			opts.NextHop = e.hop.addr
 		}
 	}
-	log := slog.New(slog.NewTextHandler(lockedWriter{e.logMu, e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(testkit.LockedWriter{Mu: e.logMu, W: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.srv = New(opts, &Pipeline{Vault: e.vault, Keys: e.keys, Logger: log})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -308,17 +309,6 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 		}
 	})
 	return e
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // sendResult is what the SMTP client saw.
