@@ -47,7 +47,7 @@ var commands = []command{
 		"users add NAME -mailbox ADDR [-mailbox ADDR...] [-auditor] [-config FILE]",
 		"users list|remove [NAME] [-config FILE]",
 	}, run: cmdUsers},
-	{name: "get", usage: []string{"get ID [-o FILE] [-config FILE]"}, run: cmdGet},
+	{name: "get", usage: []string{"get ID [-o FILE [-f]] [-config FILE]"}, run: cmdGet},
 	{name: "hold", usage: []string{"hold ID on|off [-config FILE]"}, run: cmdHold},
 	{name: "audit", usage: []string{"audit verify FILE"}, run: cmdAudit},
 	{name: "version", aliases: []string{"-version", "--version"}, usage: []string{"version"},
