@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	osuser "os/user"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -62,13 +61,9 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 		return configErr(stderr, err)
 	}
 	path := c.Keys.Local.Keyring
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		fmt.Fprintf(stderr, "mailvaultd keys: %v\n", err)
-		return exitFail
-	}
 	switch pos[0] {
 	case "init":
-		if err := sealer.InitKeyring(path); err != nil {
+		if err := app.InitKeyring(context.Background(), c); err != nil {
 			fmt.Fprintf(stderr, "mailvaultd keys init: %v\n", err)
 			return exitFail
 		}
