@@ -75,6 +75,11 @@ type Entry struct {
 // time (RFC 3339 with nanoseconds) on the message and manifest objects.
 const MetaReceivedAt = "mv-received-at"
 
+// MessagePrefix is the key prefix of every message object (and its
+// manifest): one List of it with limit 1 says whether a store holds any
+// message, without the index key.
+const MessagePrefix = msgPrefix
+
 const (
 	msgPrefix      = "msg/"
 	manifestSuffix = ".manifest"

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	osuser "os/user"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -62,13 +61,9 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 		return configErr(stderr, err)
 	}
 	path := c.Keys.Local.Keyring
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		fmt.Fprintf(stderr, "mailvaultd keys: %v\n", err)
-		return exitFail
-	}
 	switch pos[0] {
 	case "init":
-		if err := sealer.InitKeyring(path); err != nil {
+		if err := app.InitKeyring(context.Background(), c); err != nil {
 			fmt.Fprintf(stderr, "mailvaultd keys init: %v\n", err)
 			return exitFail
 		}
@@ -86,16 +81,21 @@ func cmdKeys(args []string, stdout, stderr io.Writer) int {
 
 func cmdGet(args []string, stdout, stderr io.Writer) int {
 	fs, cfgPath := commandFlags("get", stderr)
-	outPath := fs.String("o", "", "write the message to FILE (mode 0600) instead of standard output")
+	outPath := fs.String("o", "", "write the message to FILE, created new with mode 0600, instead of standard output")
+	replace := fs.Bool("f", false, "with -o: replace FILE if it exists (a symbolic link there is replaced, never followed)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return exitUsage
 	}
-	if len(pos) != 1 {
-		fmt.Fprintln(stderr, "usage: mailvaultd get ID [-o FILE] [-config FILE]")
+	if len(pos) != 1 || (*replace && *outPath == "") {
+		fmt.Fprintln(stderr, "usage: mailvaultd get ID [-o FILE [-f]] [-config FILE]")
 		return exitUsage
 	}
 	id := pos[0]
+	if !archive.ValidID(id) {
+		fmt.Fprintf(stderr, "mailvaultd get: %q is not an archive id\n", id)
+		return exitFail
+	}
 	c, err := loadConfig(*cfgPath)
 	if err != nil {
 		return configErr(stderr, err)
@@ -106,57 +106,73 @@ func cmdGet(args []string, stdout, stderr io.Writer) int {
 		return configErr(stderr, err)
 	}
 	defer a.Close()
-	var w io.Writer = stdout
-	var f *os.File
-	if *outPath != "" {
-		f, err = os.OpenFile(*outPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+
+	// What is about to be read, from the metadata: the audit record says
+	// it before a byte is decrypted.
+	size, err := a.MessageSize(ctx, id)
+	notFound := errors.Is(err, archive.ErrNotFound)
+	if err != nil && !notFound {
+		fmt.Fprintf(stderr, "mailvaultd get %s: %v\n", id, err)
+		return exitFail
+	}
+	// The output next: a refused -o FILE reads nothing, so records nothing.
+	var out output = streamOutput{stdout}
+	if *outPath != "" && !notFound {
+		f, err := openFileOutput(*outPath, *replace)
 		if err != nil {
 			fmt.Fprintf(stderr, "mailvaultd get: %v\n", err)
 			return exitFail
 		}
-		w = f
+		out = f
 	}
-	n, err := a.ReadMessage(ctx, id, w)
-	if f != nil {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(*outPath) // never leave a partial copy behind
-		}
-	}
-	outcome := access.OutcomeOK
-	switch {
-	case errors.Is(err, archive.ErrNotFound):
-		outcome = access.OutcomeNotFound
-	case err != nil:
-		outcome = access.OutcomeError
-	}
-	if aerr := auditCLI(c, id, n, outcome); aerr != nil {
-		fmt.Fprintf(stderr, "mailvaultd get: audit log: %v\n", aerr)
+	defer out.abort()
+	audit, err := auditlog.Open(c.Retrieval.AuditLog)
+	if err != nil {
+		fmt.Fprintf(stderr, "mailvaultd get: audit log: %v; nothing was decrypted\n", err)
 		return exitFail
 	}
+	defer audit.Close()
+	ev := cliEvent(id)
+	ev.Bytes, ev.Outcome = size, access.OutcomeOK
+	if notFound {
+		ev.Bytes, ev.Outcome = 0, access.OutcomeNotFound
+	}
+	if err := audit.Record(ev); err != nil {
+		fmt.Fprintf(stderr, "mailvaultd get: audit log: %v; nothing was decrypted\n", err)
+		return exitFail
+	}
+	if notFound {
+		fmt.Fprintf(stderr, "mailvaultd get: no message %s\n", id)
+		return exitFail
+	}
+
+	n, err := a.ReadMessage(ctx, id, out)
+	if err == nil {
+		err = out.commit()
+	}
 	if err != nil {
+		// The first record announced a whole message; this one says how
+		// much of it was released before the read broke off.
+		ev = cliEvent(id)
+		ev.Bytes, ev.Outcome = n, access.OutcomeError
+		if aerr := audit.Record(ev); aerr != nil {
+			fmt.Fprintf(stderr, "mailvaultd get: audit log: %v\n", aerr)
+		}
 		fmt.Fprintf(stderr, "mailvaultd get %s: %v\n", id, err)
 		return exitFail
 	}
 	return exitOK
 }
 
-// auditCLI records a decryption by the command line in the audit log; the
-// user is the operating-system account that ran it.
-func auditCLI(c *config.Config, id string, n int64, outcome string) error {
-	a, err := auditlog.Open(c.Retrieval.AuditLog)
-	if err != nil {
-		return err
-	}
-	defer a.Close()
+// cliEvent is the audit record of a read by the command line; the user is
+// the operating-system account that ran it.
+func cliEvent(id string) access.Event {
 	user := "cli"
 	if u, err := osuser.Current(); err == nil {
 		user = "cli:" + u.Username
 	}
-	return a.Record(access.Event{Time: time.Now().UTC(), User: user, Role: access.RoleAuditor,
-		Action: access.ActionRaw, MessageID: id, Bytes: n, Remote: "local", Outcome: outcome})
+	return access.Event{Time: time.Now().UTC(), User: user, Role: access.RoleAuditor,
+		Action: access.ActionRaw, MessageID: id, Remote: "local"}
 }
 
 // mailboxFlags collects repeated -mailbox flags.

@@ -20,12 +20,16 @@ func main() {
 }
 
 // Exit codes. exitConfig (EX_CONFIG) tells systemd not to restart into the
-// same broken configuration (RestartPreventExitStatus=78).
+// same broken configuration (RestartPreventExitStatus=78): only a problem
+// that the configuration (or a file it names) must change to fix exits 78.
+// exitTempFail (EX_TEMPFAIL) is a state of the machine that may pass (a
+// listen address held by another process): systemd restarts into it.
 const (
-	exitOK     = 0
-	exitFail   = 1
-	exitUsage  = 2
-	exitConfig = 78
+	exitOK       = 0
+	exitFail     = 1
+	exitUsage    = 2
+	exitTempFail = 75
+	exitConfig   = 78
 )
 
 // command is one subcommand: its name, other names it answers to, its
@@ -47,7 +51,7 @@ var commands = []command{
 		"users add NAME -mailbox ADDR [-mailbox ADDR...] [-auditor] [-config FILE]",
 		"users list|remove [NAME] [-config FILE]",
 	}, run: cmdUsers},
-	{name: "get", usage: []string{"get ID [-o FILE] [-config FILE]"}, run: cmdGet},
+	{name: "get", usage: []string{"get ID [-o FILE [-f]] [-config FILE]"}, run: cmdGet},
 	{name: "hold", usage: []string{"hold ID on|off [-config FILE]"}, run: cmdHold},
 	{name: "audit", usage: []string{"audit verify FILE"}, run: cmdAudit},
 	{name: "version", aliases: []string{"-version", "--version"}, usage: []string{"version"},

@@ -13,7 +13,7 @@ const wantUsage = `usage:
   mailvaultd keys init|rotate [-config FILE]
   mailvaultd users add NAME -mailbox ADDR [-mailbox ADDR...] [-auditor] [-config FILE]
   mailvaultd users list|remove [NAME] [-config FILE]
-  mailvaultd get ID [-o FILE] [-config FILE]
+  mailvaultd get ID [-o FILE [-f]] [-config FILE]
   mailvaultd hold ID on|off [-config FILE]
   mailvaultd audit verify FILE
   mailvaultd version

@@ -19,7 +19,6 @@ import (
 	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/internal/app"
 	"github.com/mailvault/mailvaultd/internal/config"
-	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/usersfile"
 )
 
@@ -34,6 +33,8 @@ func cmdServe(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(c.Log, stderr)
 	if c.File == "" {
+		log.Info("no -config: development defaults, everything under the current directory's "+config.DevDataDir,
+			"data_dir", app.DevDataDirNote())
 		if err := devBootstrap(c, log); err != nil {
 			fmt.Fprintf(stderr, "mailvaultd: preparing development defaults: %v\n", err)
 			return exitFail
@@ -51,25 +52,44 @@ func cmdServe(args []string, stderr io.Writer) int {
 	// before anything started. After a drain that timed out, deliveries may
 	// still hash with the index key; the process exit takes it instead.
 	srv := a.SMTPServer()
-	smtpLn, err := net.Listen("tcp", c.SMTP.Listen)
+	smtpLn, err := listen("smtp.listen", c.SMTP.Listen)
 	if err != nil {
 		a.Close()
-		return configErr(stderr, &config.Error{File: c.File, Key: "smtp.listen", Reason: err.Error()})
+		return listenFailed(stderr, c, err)
 	}
-	var httpSrv *http.Server
-	if c.Retrieval.Listen != "" {
-		httpLn, err := net.Listen("tcp", c.Retrieval.Listen)
-		if err != nil {
-			smtpLn.Close()
-			a.Close()
-			return configErr(stderr, &config.Error{File: c.File, Key: "retrieval.listen", Reason: err.Error()})
-		}
-		httpSrv = a.HTTPServer()
+	// The HTTP servers, each on its listener, capped so that HTTP clients
+	// cannot take the descriptors SMTP sessions need.
+	var httpServers []*http.Server
+	serveHTTP := func(hs *http.Server, ln net.Listener, what string) {
+		httpServers = append(httpServers, hs)
 		go func() {
-			if err := httpSrv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("http server stopped", "err", err)
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error(what+" server stopped", "err", err)
 			}
 		}()
+	}
+	closeAll := func() {
+		smtpLn.Close()
+		for _, hs := range httpServers {
+			hs.Close()
+		}
+		a.Close()
+	}
+	if c.Retrieval.Listen != "" {
+		ln, err := listen("retrieval.listen", c.Retrieval.Listen)
+		if err != nil {
+			closeAll()
+			return listenFailed(stderr, c, err)
+		}
+		serveHTTP(a.HTTPServer(), a.HTTPListener(ln), "http")
+	}
+	if ms := a.MetricsServer(); ms != nil {
+		ln, err := listen("retrieval.metrics_listen", c.Retrieval.MetricsListen)
+		if err != nil {
+			closeAll()
+			return listenFailed(stderr, c, err)
+		}
+		serveHTTP(ms, a.MetricsListener(ln), "metrics")
 	}
 	// Handle signals before announcing readiness: a SIGTERM right after
 	// READY=1 must drain, not kill.
@@ -83,6 +103,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		mode = "forward to " + c.Forward.NextHop
 	}
 	log.Info("mailvaultd ready", "smtp", smtpLn.Addr().String(), "http", c.Retrieval.Listen,
+		"metrics", cmpOr(c.Retrieval.MetricsListen, c.Retrieval.Listen),
 		"mode", mode, "keys", c.Keys.Provider, "archive", c.Archive.Backend)
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	stopWatchdog := startWatchdog()
@@ -108,8 +129,10 @@ func cmdServe(args []string, stderr io.Writer) int {
 				log.Warn("shutdown", "err", err)
 				drained = false
 			}
-			if httpSrv != nil && httpSrv.Shutdown(sctx) != nil {
-				drained = false
+			for _, hs := range httpServers {
+				if hs.Shutdown(sctx) != nil {
+					drained = false
+				}
 			}
 			cancel()
 			if drained {
@@ -121,6 +144,73 @@ func cmdServe(args []string, stderr io.Writer) int {
 			return exitOK
 		}
 	}
+}
+
+// cmpOr is a, or b if a is empty.
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// listenError is a listener that could not be opened: the config key that
+// names its address, the address and why.
+type listenError struct {
+	key, addr string
+	err       error
+}
+
+func (e *listenError) Error() string {
+	return fmt.Sprintf("%s: cannot listen on %s: %v", e.key, e.addr, e.err)
+}
+
+func (e *listenError) Unwrap() error { return e.err }
+
+// listen opens the TCP listener of config key key.
+func listen(key, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &listenError{key: key, addr: addr, err: err}
+	}
+	return ln, nil
+}
+
+// listenFailed reports a listener that could not be opened and picks the
+// exit code. Only what the file must change to fix is a configuration error
+// (78, which systemd does not restart into). An address in use, or not (yet)
+// on any interface, is the machine's state, not the file's: another process
+// (perhaps another mailvaultd, or one still shutting down) may let go of it,
+// so that exits 75 (EX_TEMPFAIL) and systemd restarts the daemon.
+func listenFailed(stderr io.Writer, c *config.Config, err error) int {
+	var le *listenError
+	if !errors.As(err, &le) {
+		fmt.Fprintf(stderr, "mailvaultd: %v\n", err)
+		return exitFail
+	}
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		fmt.Fprintf(stderr, "mailvaultd: %s %s is in use: another process (perhaps another mailvaultd) holds it; stop it, or set %s to a free address%s\n",
+			le.key, le.addr, le.key, inFile(c))
+		return exitTempFail
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		fmt.Fprintf(stderr, "mailvaultd: %s %s: no interface of this host has that address (yet): %v\n", le.key, le.addr, le.err)
+		return exitTempFail
+	case errors.Is(err, syscall.EACCES):
+		return configErr(stderr, &config.Error{File: c.File, Key: le.key,
+			Reason: fmt.Sprintf("cannot listen on %s: %v (a port below 1024 needs a privilege the daemon does not have)", le.addr, le.err)})
+	default:
+		fmt.Fprintf(stderr, "mailvaultd: %v\n", err)
+		return exitFail
+	}
+}
+
+// inFile names the configuration file for a message, if there is one.
+func inFile(c *config.Config) string {
+	if c.File == "" {
+		return " (with -config FILE)"
+	}
+	return " in " + c.File
 }
 
 // startWatchdog pings systemd's watchdog at half its interval while the
@@ -183,14 +273,16 @@ func devBootstrap(c *config.Config, log *slog.Logger) error {
 	return nil
 }
 
-// devKeyring creates ./mailvaultd-data and its keyring when missing.
+// devKeyring creates ./mailvaultd-data and its keyring when missing, unless
+// the archive there already holds messages (app.InitKeyring refuses: a new
+// keyring would open none of them).
 func devKeyring(c *config.Config, log *slog.Logger) error {
 	if err := os.MkdirAll(config.DevDataDir, 0o700); err != nil {
 		return err
 	}
 	path := c.Keys.Local.Keyring
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		if err := sealer.InitKeyring(path); err != nil {
+		if err := app.InitKeyring(context.Background(), c); err != nil {
 			return err
 		}
 		log.Info("created development keyring", "path", path)

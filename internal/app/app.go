@@ -39,7 +39,7 @@ type App struct {
 	daemon  bool
 	pgp     *pgpKeys // nil when openpgp.policy is off
 	users   *usersfile.Users
-	audit   *auditlog.Log
+	audit   retrieval.Audit // an *auditlog.Log, or unusableAudit if it could not be opened
 	metrics *prometheus.Registry
 }
 
@@ -78,6 +78,25 @@ func (a *App) Vault() *archive.Vault { return a.vault }
 // Keys is the key provider (local keyring or AWS KMS).
 func (a *App) Keys() sealer.KeyProvider { return a.keys }
 
+// MessageSize returns the plaintext size that archived message id's
+// metadata announces: what a read of it is about to release, for an audit
+// record written before the read. A message that does not exist (or an id
+// that cannot name one) is archive.ErrNotFound.
+func (a *App) MessageSize(ctx context.Context, id string) (int64, error) {
+	if !archive.ValidID(id) {
+		return 0, archive.ErrNotFound
+	}
+	info, err := a.vault.Head(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	md, err := sealer.ParseMetadata(info.Metadata)
+	if err != nil {
+		return 0, fmt.Errorf("app: message %s: %w", id, err)
+	}
+	return md.PlaintextSize, nil
+}
+
 // ReadMessage writes archived message id, exactly as received, to w and
 // returns the bytes written. It records nothing: the caller audits the read.
 func (a *App) ReadMessage(ctx context.Context, id string, w io.Writer) (int64, error) {
@@ -89,8 +108,8 @@ func (a *App) ReadMessage(ctx context.Context, id string, w io.Writer) (int64, e
 // after it.
 func (a *App) Close() error {
 	var err error
-	if a.audit != nil {
-		err = a.audit.Close()
+	if l, ok := a.audit.(*auditlog.Log); ok {
+		err = l.Close()
 	}
 	a.vault.Close()
 	if err != nil {

@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -10,7 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
+	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archivelist"
 	"github.com/mailvault/mailvaultd/auditlog"
 	"github.com/mailvault/mailvaultd/internal/config"
@@ -48,8 +52,18 @@ func OpenDaemon(ctx context.Context, c *config.Config, log *slog.Logger) (a *App
 		log.Warn("users file does not exist: nobody can read the archive until users are added with `mailvaultd users add`",
 			"path", c.Retrieval.UsersFile)
 	}
-	if a.audit, err = auditlog.Open(c.Retrieval.AuditLog); err != nil {
-		return nil, &config.Error{File: c.File, Key: "retrieval.audit_log", Reason: err.Error()}
+	// An audit log that cannot be opened (a full disk, a damaged last line)
+	// stops reads, never mail: the daemon starts, SMTP archives, and every
+	// HTTP read answers 503 until the log is repaired and the daemon
+	// restarted. Exiting instead would stop archiving over a problem that
+	// only concerns reading.
+	if log, err := auditlog.Open(c.Retrieval.AuditLog); err != nil {
+		log := fmt.Errorf("app: retrieval.audit_log %s: %w", c.Retrieval.AuditLog, err)
+		a.log.Error("audit log unusable: reads answer 503 until it is repaired and the daemon restarted; mail is still archived",
+			"err", log)
+		a.audit = unusableAudit{err: log}
+	} else {
+		a.audit = log
 	}
 	a.metrics = prometheus.NewRegistry()
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -90,13 +104,24 @@ func (a *App) SMTPServer() *smtpd.Server {
 	}, pipe)
 }
 
+// httpIdleTimeout is how long an idle keep-alive connection may hold one of
+// retrieval.max_connections (the retrieval package's own default, 120 s,
+// let a few hundred idle clients hold their descriptors for minutes).
+const httpIdleTimeout = 30 * time.Second
+
+// metricsMaxConnections caps the connections of a separate metrics listener:
+// a scraper needs one or two.
+const metricsMaxConnections = 8
+
 // HTTPServer returns the HTTP server of retrieval.listen: the retrieval API
-// and web page, with /metrics beside them. The caller serves it on a
-// listener.
+// and web page, with /metrics beside them unless retrieval.metrics_listen
+// serves it apart. The caller serves it on HTTPListener(ln).
 func (a *App) HTTPServer() *http.Server {
 	a.mustBeDaemon("HTTPServer")
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{}))
+	if a.cfg.Retrieval.MetricsListen == "" {
+		mux.Handle("GET /metrics", a.metricsHandler())
+	}
 	// No Options.Ready: /readyz pings the store and the key service itself,
 	// and a Ready that pinged them again doubled every probe's calls.
 	mux.Handle("/", retrieval.NewHandler(retrieval.Options{
@@ -105,7 +130,49 @@ func (a *App) HTTPServer() *http.Server {
 			return sealed.OpenManifest(ctx, a.vault, a.keys, id)
 		}, a.log),
 	}))
-	return retrieval.NewServer(a.cfg.Retrieval.Listen, mux)
+	srv := retrieval.NewServer(a.cfg.Retrieval.Listen, mux)
+	srv.IdleTimeout = min(srv.IdleTimeout, httpIdleTimeout)
+	return srv
+}
+
+// HTTPListener caps ln at retrieval.max_connections open connections. The
+// cap is what keeps HTTP clients, idle ones included, from taking the file
+// descriptors SMTP sessions need: connections beyond it wait in the
+// kernel's accept queue, which costs the daemon no descriptor.
+func (a *App) HTTPListener(ln net.Listener) net.Listener {
+	return netutil.LimitListener(ln, a.cfg.Retrieval.MaxConnections)
+}
+
+// MetricsServer returns the server of retrieval.metrics_listen, /metrics
+// alone, or nil when /metrics is served on retrieval.listen. The caller
+// serves it on MetricsListener(ln).
+func (a *App) MetricsServer() *http.Server {
+	a.mustBeDaemon("MetricsServer")
+	if a.cfg.Retrieval.MetricsListen == "" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metricsHandler())
+	return &http.Server{
+		Addr:              a.cfg.Retrieval.MetricsListen,
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       httpIdleTimeout,
+		MaxHeaderBytes:    8 << 10,
+	}
+}
+
+// MetricsListener caps ln, the listener of retrieval.metrics_listen.
+func (a *App) MetricsListener(ln net.Listener) net.Listener {
+	return netutil.LimitListener(ln, metricsMaxConnections)
+}
+
+// metricsHandler is /metrics. It needs no token: it says how much mail
+// passed and how the process fares, never whose; keep it on loopback.
+func (a *App) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{})
 }
 
 // Reload re-reads what can change under a running daemon, as SIGHUP asks:
@@ -165,3 +232,12 @@ func (k *pgpKeys) load(c *config.Config, log *slog.Logger) error {
 	log.Info("openpgp keyring loaded", "keys", kr.Len(), "addresses", kr.Addresses())
 	return nil
 }
+
+// unusableAudit stands in for an audit log that could not be opened: every
+// record fails with why, so retrieval decrypts nothing and answers 503.
+type unusableAudit struct{ err error }
+
+var _ retrieval.Audit = unusableAudit{}
+
+func (u unusableAudit) Record(access.Event) error { return u.err }
+func (u unusableAudit) Err() error                { return u.err }

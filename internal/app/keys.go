@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 
+	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/sealer/awskms"
@@ -63,7 +65,8 @@ func loadKeyring(c *config.Config) (*sealer.Keyring, error) {
 	return kr, nil
 }
 
-// keyringExists names the fix when the keyring file is missing.
+// keyringExists names the fix when the keyring file is missing: where it
+// was looked for, and that `keys init` is for a new archive only.
 func keyringExists(c *config.Config) error {
 	path := c.Keys.Local.Keyring
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
@@ -72,9 +75,99 @@ func keyringExists(c *config.Config) error {
 			hint += " -config " + c.File
 		}
 		return &config.Error{File: c.File, Key: "keys.local.keyring",
-			Reason: fmt.Sprintf("%s: %v; create one with: %s", path, errNoKeyring, hint)}
+			Reason: fmt.Sprintf("%s: %v%s; for a new archive, create one with: %s (if messages are archived already, restore the keyring they were sealed under instead)",
+				absPath(path), errNoKeyring, devWhere(c), hint)}
 	}
 	return nil
+}
+
+// devWhere says, for the development defaults, where the data directory was
+// looked for and how to look elsewhere; "" for a configuration file.
+func devWhere(c *config.Config) string {
+	if c.File != "" {
+		return ""
+	}
+	return fmt.Sprintf(" (no -config: the development defaults keep everything in %s, under the current directory; run from the directory that holds your %s, or pass -config FILE)",
+		absPath(config.DevDataDir), config.DevDataDir)
+}
+
+// DevDataDirNote says where the development defaults keep their data, for
+// the log line that announces them.
+func DevDataDirNote() string { return absPath(config.DevDataDir) }
+
+// absPath is path made absolute for a message, or path if that fails.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
+// ErrArchiveHasMessages is why a keyring is not created: the archive already
+// holds messages, which only the keyring they were sealed under can open
+// (and whose index entries only its index key finds).
+var ErrArchiveHasMessages = errors.New("the archive already holds messages")
+
+// InitKeyring creates the local keyring keys.local.keyring names. It never
+// overwrites one, and it refuses when the configured archive already holds
+// messages: a keyring created then opens none of them, and the daemon would
+// go on archiving under it as if nothing had happened. The usual cause is a
+// keyring looked for in the wrong place (the development defaults run from
+// another directory, or the wrong -config), or one lost; the error says where
+// everything was looked for.
+func InitKeyring(ctx context.Context, c *config.Config) error {
+	path := c.Keys.Local.Keyring
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("app: keyring %s exists; it is never overwritten", absPath(path))
+	}
+	has, err := archiveHasMessages(ctx, c)
+	if err != nil {
+		return fmt.Errorf("app: before creating keyring %s, checking that archive %s holds no messages: %w",
+			absPath(path), archiveWhere(c), err)
+	}
+	if has {
+		return fmt.Errorf("app: refusing to create keyring %s: %w: archive %s%s. A new keyring could open none of them. Restore the keyring they were sealed under to %s, or point -config at the configuration that names it",
+			absPath(path), ErrArchiveHasMessages, archiveWhere(c), devWhere(c), absPath(path))
+	}
+	if err := sealer.InitKeyring(path); err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	return nil
+}
+
+// archiveWhere names the configured archive for a message.
+func archiveWhere(c *config.Config) string {
+	if c.Archive.Backend == "s3" {
+		s := c.Archive.S3
+		where := "s3://" + s.Bucket + "/" + s.Prefix
+		if s.Endpoint != "" {
+			where += " at " + s.Endpoint
+		}
+		return where + " (archive.s3)"
+	}
+	return absPath(c.Archive.FS.Dir) + " (archive.fs.dir)"
+}
+
+// archiveHasMessages reports whether the configured archive holds at least
+// one message object: one List of msg/ with limit 1. An fs archive whose
+// directory does not exist holds none (and is not created here).
+func archiveHasMessages(ctx context.Context, c *config.Config) (bool, error) {
+	if c.Archive.Backend != "s3" {
+		if _, err := os.Stat(c.Archive.FS.Dir); errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		} else if err != nil {
+			return false, err
+		}
+	}
+	st, err := openStore(ctx, c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return false, err
+	}
+	objs, err := st.List(ctx, archive.MessagePrefix, "", 1)
+	if err != nil {
+		return false, err
+	}
+	return len(objs) > 0, nil
 }
 
 // reloadableKeyring is the local key provider whose keyring Reload swaps

@@ -100,6 +100,13 @@ type Retrieval struct {
 	Listen    string `yaml:"listen"`
 	UsersFile string `yaml:"users_file"`
 	AuditLog  string `yaml:"audit_log"`
+	// MaxConnections caps the HTTP connections open at once (idle
+	// keep-alives included), so that HTTP clients cannot take the file
+	// descriptors SMTP sessions need; more wait in the kernel's backlog.
+	MaxConnections int `yaml:"max_connections"`
+	// MetricsListen serves /metrics on an address of its own; "" serves it
+	// on listen beside the API, as before.
+	MetricsListen string `yaml:"metrics_listen"`
 }
 
 // OpenPGP configures encryption for recipients on forwarding.
@@ -164,9 +171,10 @@ func Default() *Config {
 	c.Archive.FS.Dir = "/var/lib/mailvaultd/archive"
 	c.Archive.S3.Region = "us-east-1"
 	c.Retrieval = Retrieval{
-		Listen:    "127.0.0.1:8026",
-		UsersFile: "/etc/mailvaultd/users.yaml",
-		AuditLog:  "/var/log/mailvaultd/audit.jsonl",
+		Listen:         "127.0.0.1:8026",
+		UsersFile:      "/etc/mailvaultd/users.yaml",
+		AuditLog:       "/var/log/mailvaultd/audit.jsonl",
+		MaxConnections: 64,
 	}
 	c.OpenPGP.Policy = "off"
 	c.Log = Log{Level: "info", Format: "text"}
@@ -438,6 +446,17 @@ func (c *Config) Validate() error {
 	if c.Retrieval.Listen != "" {
 		if err := checkAddr(c.Retrieval.Listen); err != nil {
 			return bad("retrieval.listen", "%v", err)
+		}
+	}
+	if c.Retrieval.MaxConnections <= 0 {
+		return bad("retrieval.max_connections", "must be positive (got %d)", c.Retrieval.MaxConnections)
+	}
+	if m := c.Retrieval.MetricsListen; m != "" {
+		if err := checkAddr(m); err != nil {
+			return bad("retrieval.metrics_listen", "%v", err)
+		}
+		if m == c.Retrieval.Listen || m == c.SMTP.Listen {
+			return bad("retrieval.metrics_listen", "is %q, the address of another listener; leave it empty to serve /metrics on retrieval.listen", m)
 		}
 	}
 	if c.Retrieval.AuditLog == "" {

@@ -67,6 +67,10 @@ func TestErrorsNameFileKeyAndReason(t *testing.T) {
 		{"section not a mapping", "smtp: 5\n", "smtp", "mapping", 1},
 		{"bad policy", "openpgp: { policy: sometimes }\n", "openpgp.policy", "off, opportunistic or required", 0},
 		{"bad log level", "log: { level: loud }\n", "log.level", "debug, info", 0},
+		{"no http connections", "retrieval: { max_connections: 0 }\n", "retrieval.max_connections", "positive", 0},
+		{"bad metrics address", "retrieval: { metrics_listen: \"9090\" }\n", "retrieval.metrics_listen", "host:port", 0},
+		{"metrics on the api address", "retrieval: { metrics_listen: \"127.0.0.1:8026\" }\n", "retrieval.metrics_listen", "another listener", 0},
+		{"metrics on the smtp address", "retrieval: { metrics_listen: \"127.0.0.1:10025\" }\n", "retrieval.metrics_listen", "another listener", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.src), "/etc/mailvaultd/mailvaultd.yaml")

@@ -30,7 +30,8 @@ func everyKeySet() *Config {
 		PathStyle: true, SSE: "sse-c", SSEKMSKeyID: "null", SSECKeyFile: "/etc/mv/sse-c.key"}
 	c.Archive.S3.ObjectLock.Mode = "COMPLIANCE"
 	c.Archive.S3.ObjectLock.Days = 3650
-	c.Retrieval = Retrieval{Listen: "", UsersFile: "'quoted'.yaml", AuditLog: "\"audit\".jsonl"}
+	c.Retrieval = Retrieval{Listen: "", UsersFile: "'quoted'.yaml", AuditLog: "\"audit\".jsonl",
+		MaxConnections: 7, MetricsListen: "127.0.0.1:9090"}
 	c.OpenPGP = OpenPGP{Keyring: "/etc/mv/pgp.asc", Policy: "required", KeepSubject: true,
 		Fingerprints: map[string]string{"bob@example.test": "0123456789ABCDEF0123456789ABCDEF01234567", "on": "off"}}
 	c.Log = Log{Level: "debug", Format: "json"}
