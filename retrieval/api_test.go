@@ -504,11 +504,11 @@ func TestRawAndParts(t *testing.T) {
 	}
 	// The same bytes for the command line.
 	var buf bytes.Buffer
-	if n, err := CopyMessage(context.Background(), w.vault, w.keys, w.idB, &buf); err != nil || n != int64(len(mailForBob())) || !bytes.Equal(buf.Bytes(), mailForBob()) {
-		t.Errorf("CopyMessage = %d, %v", n, err)
+	if n, err := sealed.Copy(context.Background(), w.vault, w.keys, w.idB, &buf); err != nil || n != int64(len(mailForBob())) || !bytes.Equal(buf.Bytes(), mailForBob()) {
+		t.Errorf("sealed.Copy = %d, %v", n, err)
 	}
-	if _, err := CopyMessage(context.Background(), w.vault, w.keys, "../x", &buf); err == nil {
-		t.Error("CopyMessage accepted a malformed id")
+	if _, err := sealed.Copy(context.Background(), w.vault, w.keys, "../x", &buf); err == nil {
+		t.Error("sealed.Copy accepted a malformed id")
 	}
 	// HEAD decrypts nothing.
 	req, _ := http.NewRequest("HEAD", w.srv.URL+"/v1/messages/"+w.idA+"/raw", nil)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
 )
 
@@ -55,11 +56,11 @@ func TestObjectCopiedUnderAnotherID(t *testing.T) {
 				}
 			}
 			var buf bytes.Buffer
-			if _, err := CopyMessage(context.Background(), f.vault, f.keys, idA, &buf); !errors.Is(err, sealer.ErrDecrypt) {
-				t.Errorf("CopyMessage(A) = %v; want sealer.ErrDecrypt", err)
+			if _, err := sealed.Copy(context.Background(), f.vault, f.keys, idA, &buf); !errors.Is(err, sealer.ErrDecrypt) {
+				t.Errorf("sealed.Copy(A) = %v; want sealer.ErrDecrypt", err)
 			}
 			if buf.Len() != 0 {
-				t.Errorf("CopyMessage(A) wrote %d bytes", buf.Len())
+				t.Errorf("sealed.Copy(A) wrote %d bytes", buf.Len())
 			}
 			f.logMu.Lock()
 			logged := f.logs.String()
@@ -70,8 +71,8 @@ func TestObjectCopiedUnderAnotherID(t *testing.T) {
 
 			// B itself is untouched.
 			buf.Reset()
-			if _, err := CopyMessage(context.Background(), f.vault, f.keys, idB, &buf); err != nil || !bytes.Equal(buf.Bytes(), mailB) {
-				t.Errorf("CopyMessage(B) = %q, %v; want B's bytes", buf.Bytes(), err)
+			if _, err := sealed.Copy(context.Background(), f.vault, f.keys, idB, &buf); err != nil || !bytes.Equal(buf.Bytes(), mailB) {
+				t.Errorf("sealed.Copy(B) = %q, %v; want B's bytes", buf.Bytes(), err)
 			}
 		})
 	}

@@ -2,12 +2,10 @@ package retrieval
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/sealed"
-	"github.com/mailvault/mailvaultd/sealer"
 )
 
 // maxIDBytes bounds a caller-supplied id before archive.ValidID sees it.
@@ -42,19 +40,4 @@ func (msg *message) close() { msg.Close() }
 // end), fetching only the chunks that cover them.
 func (h *handler) reader(ctx context.Context, msg *message, off, n int64) (io.ReadCloser, error) {
 	return msg.NewReader(ctx, off, n)
-}
-
-// CopyMessage writes archived message id, exactly as received, to w and
-// returns the bytes written; it is the read path of the API for a caller
-// that is not an HTTP client (mailvaultd get), which records the read in the
-// audit log itself.
-func CopyMessage(ctx context.Context, v *archive.Vault, keys sealer.KeyProvider, id string, w io.Writer) (int64, error) {
-	if !validID(id) {
-		return 0, fmt.Errorf("retrieval: %q is not an archive id", auditString(id))
-	}
-	n, err := sealed.Copy(ctx, v, keys, id, w)
-	if err != nil {
-		return n, fmt.Errorf("retrieval: %w", err)
-	}
-	return n, nil
 }

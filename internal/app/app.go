@@ -22,6 +22,7 @@ import (
 	"github.com/mailvault/mailvaultd/auditlog"
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/retrieval"
+	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/usersfile"
 )
@@ -100,7 +101,10 @@ func (a *App) MessageSize(ctx context.Context, id string) (int64, error) {
 // ReadMessage writes archived message id, exactly as received, to w and
 // returns the bytes written. It records nothing: the caller audits the read.
 func (a *App) ReadMessage(ctx context.Context, id string, w io.Writer) (int64, error) {
-	return retrieval.CopyMessage(ctx, a.vault, a.keys, id, w)
+	if !archive.ValidID(id) {
+		return 0, archive.ErrNotFound
+	}
+	return sealed.Copy(ctx, a.vault, a.keys, id, w)
 }
 
 // Close closes the audit log and clears the index key. Call it once nothing
