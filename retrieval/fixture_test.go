@@ -135,7 +135,11 @@ type fixture struct {
 	logMu     *sync.Mutex
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the handler's Options changed by opt
+// (nil: as the daemon's defaults, with MaxPageSize 100).
+func newFixtureWith(t *testing.T, opt func(*Options)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	ringPath := filepath.Join(dir, "keyring.json")
@@ -179,7 +183,11 @@ func newFixture(t *testing.T) *fixture {
 	}
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: f.logs, mu: f.logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	lister := archivelist.New(f.vault, ManifestOpener(f.vault, keys), logger)
-	h := NewHandler(Options{Vault: f.vault, Keys: keys, Lister: lister, Users: f.users, Audit: f.audit, Logger: logger, MaxPageSize: 100})
+	o := Options{Vault: f.vault, Keys: keys, Lister: lister, Users: f.users, Audit: f.audit, Logger: logger, MaxPageSize: 100}
+	if opt != nil {
+		opt(&o)
+	}
+	h := NewHandler(o)
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(func() {
 		f.srv.Close()

@@ -26,6 +26,16 @@ const (
 	DefaultMaxPageSize = 200
 	// defaultPageSize is the page size when the request names none.
 	defaultPageSize = 50
+	// DefaultMaxListBytes caps one list response when Options.MaxListBytes
+	// is 0.
+	DefaultMaxListBytes = 4 << 20
+	// listPartsShown and listNameBytes are the parts a list entry shows
+	// and the bytes of each one's name (listing.Summarize).
+	listPartsShown = listing.MaxParts
+	listNameBytes  = listing.MaxNameBytes
+	// webPartsShown is how many parts the web page of one message lists;
+	// the manifest (GET /v1/messages/{id}) has them all.
+	webPartsShown = 100
 )
 
 // Lister makes one page of a listing (archivelist over the archive's index;
@@ -62,6 +72,9 @@ type Options struct {
 	// MaxPageSize caps the limit of a listing (DefaultMaxPageSize if 0);
 	// a larger limit is lowered to it.
 	MaxPageSize int
+	// MaxListBytes caps the JSON one list response carries
+	// (DefaultMaxListBytes if 0); see apiList.
+	MaxListBytes int
 }
 
 // handler serves the API and the web page.
@@ -74,6 +87,7 @@ type handler struct {
 	log      *slog.Logger
 	ready    func(ctx context.Context) error
 	maxPage  int
+	maxList  int
 	mux      *http.ServeMux
 	throttle *signInThrottle
 	sessions *sessionStore
@@ -108,6 +122,7 @@ func NewHandler(o Options) http.Handler {
 		log:      o.Logger,
 		ready:    o.Ready,
 		maxPage:  o.MaxPageSize,
+		maxList:  o.MaxListBytes,
 		mux:      http.NewServeMux(),
 		throttle: newSignInThrottle(),
 		sessions: newSessionStore(),
@@ -119,6 +134,9 @@ func NewHandler(o Options) http.Handler {
 	}
 	if h.maxPage <= 0 {
 		h.maxPage = DefaultMaxPageSize
+	}
+	if h.maxList <= 0 {
+		h.maxList = DefaultMaxListBytes
 	}
 	m := h.mux
 	m.HandleFunc("GET /v1/messages", h.apiList)

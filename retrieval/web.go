@@ -196,7 +196,8 @@ type listRow struct {
 	From        string
 	Subject     string
 	Size        int64
-	Attachments []attachmentLink
+	Attachments []attachmentLink // among the parts the listing shows
+	MoreParts   int              // parts the listing does not show
 }
 
 type attachmentLink struct {
@@ -215,18 +216,20 @@ type listPage struct {
 }
 
 type messagePage struct {
-	User       *pageUser
-	ID         string
-	Received   string
-	EnvFrom    string
-	EnvTo      []string
-	Header     partmap.Header
-	Body       string
-	BodyNote   string
-	Parts      []partRow
-	RawHref    string
-	RawSize    int64
-	BrokenMIME string
+	User         *pageUser
+	ID           string
+	Received     string
+	EnvFrom      string
+	EnvTo        []string
+	Header       partmap.Header
+	Body         string
+	BodyNote     string
+	Parts        []partRow // the first webPartsShown
+	MoreParts    int       // not in Parts: the manifest lists them
+	ManifestHref string
+	RawHref      string
+	RawSize      int64
+	BrokenMIME   string
 }
 
 type partRow struct {
@@ -254,7 +257,8 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := listPage{User: userOf(p), Mailbox: v.Get("mailbox"), Since: v.Get("since"), Until: v.Get("until")}
-	for _, it := range items {
+	for _, e := range items {
+		it := e.item
 		row := listRow{ID: it.ID, Date: it.ReceivedAt.UTC().Format("2006-01-02 15:04 UTC"), From: it.Header.From, Subject: it.Subject, Size: it.Size}
 		if row.From == "" {
 			row.From = it.From
@@ -264,6 +268,7 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 				row.Attachments = append(row.Attachments, attachmentLink{Name: partFilename(part, it.ID, i), Href: partHref(it.ID, i), Size: part.DecodedSize})
 			}
 		}
+		row.MoreParts = it.PartsTotal - len(it.Parts)
 		page.Messages = append(page.Messages, row)
 	}
 	if next != "" {
@@ -308,6 +313,7 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 		User: userOf(p), ID: m.ID, Received: m.ReceivedAt.UTC().Format(time.RFC1123),
 		EnvFrom: m.From, EnvTo: visibleRecipients(p, m.From, m.To), Header: m.Header,
 		RawHref: "/v1/messages/" + m.ID + "/raw", RawSize: m.Size, BrokenMIME: m.Broken,
+		ManifestHref: "/v1/messages/" + m.ID,
 	}
 	body := -1
 	for i, part := range m.Parts {
@@ -315,7 +321,13 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 		if body < 0 && mt == "text/plain" && !strings.EqualFold(part.Disposition, "attachment") {
 			body = i
 		}
-		page.Parts = append(page.Parts, partRow{N: i, Name: partFilename(part, m.ID, i), ContentType: partContentType(part), Size: part.DecodedSize, Href: partHref(m.ID, i)})
+		// A message can have a thousand parts with long names: the page
+		// lists the first webPartsShown, the manifest all of them.
+		if len(page.Parts) < webPartsShown {
+			page.Parts = append(page.Parts, partRow{N: i, Name: partFilename(part, m.ID, i), ContentType: partContentType(part), Size: part.DecodedSize, Href: partHref(m.ID, i)})
+		} else {
+			page.MoreParts++
+		}
 	}
 	var shown int64
 	if body >= 0 {
