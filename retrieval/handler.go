@@ -2,6 +2,7 @@ package retrieval
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -236,7 +237,8 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, ev *acces
 		return p, true
 	case http.StatusTooManyRequests:
 		h.record(*ev, access.OutcomeThrottled, 0)
-		h.writeThrottled(w, r)
+		_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		h.writeThrottled(w, r, failureKey(r, strings.TrimSpace(token)))
 	default:
 		h.record(*ev, access.OutcomeUnauthenticated, 0)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mailvaultd"`)
@@ -246,24 +248,25 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, ev *acces
 }
 
 // resolve returns the caller and 200, or 401 (no or bad credentials) or 429
-// (the address is backing off).
+// (this token is backing off from this address). A valid token is never
+// refused: the back-off is kept per (address, token) pair, so a bad token
+// from a shared address (a proxy, loopback) locks out that token only.
 func (h *handler) resolve(r *http.Request) (*principal, int) {
-	addr := remoteIP(r)
 	if auth := r.Header.Get("Authorization"); auth != "" {
-		if h.throttle.wait(addr) > 0 {
-			return nil, http.StatusTooManyRequests
-		}
 		scheme, token, _ := strings.Cut(auth, " ")
 		if !strings.EqualFold(scheme, "Bearer") {
 			return nil, http.StatusUnauthorized
 		}
-		p := h.authenticateToken(strings.TrimSpace(token))
-		if p == nil {
-			h.throttle.fail(addr)
-			return nil, http.StatusUnauthorized
+		token = strings.TrimSpace(token)
+		if p := h.authenticateToken(token); p != nil {
+			return p, http.StatusOK
 		}
-		h.throttle.succeed(addr)
-		return p, http.StatusOK
+		key := failureKey(r, token)
+		if h.throttle.wait(key) > 0 {
+			return nil, http.StatusTooManyRequests
+		}
+		h.throttle.fail(key)
+		return nil, http.StatusUnauthorized
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		if sess := h.sessions.lookup(c.Value); sess != nil {
@@ -277,8 +280,15 @@ func (h *handler) resolve(r *http.Request) (*principal, int) {
 	return nil, http.StatusUnauthorized
 }
 
-func (h *handler) writeThrottled(w http.ResponseWriter, r *http.Request) {
-	secs := int(h.throttle.wait(remoteIP(r)).Round(time.Second) / time.Second)
+// failureKey is what the back-off counts failures by: the peer's address
+// and the hash of the token it presented.
+func failureKey(r *http.Request, token string) string {
+	sum := access.HashToken(token)
+	return remoteIP(r) + " " + hex.EncodeToString(sum[:8])
+}
+
+func (h *handler) writeThrottled(w http.ResponseWriter, r *http.Request, key string) {
+	secs := int(h.throttle.wait(key).Round(time.Second) / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 	writeError(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")
 }

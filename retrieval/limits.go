@@ -42,12 +42,14 @@ func NewServer(addr string, h http.Handler) *http.Server {
 }
 
 // Back-off on failed sign-ins (a bad token on the API or the web form), per
-// remote IP address: the first freeFailures failures are free; after that
-// each further failure doubles the time during which that address is refused
-// (429, Retry-After), from backoffBase up to backoffMax. Refused attempts are
-// not checked at all, so a correct token does not get through a lock either.
-// A success clears the address; an address forgotten for backoffForget is
-// cleared too.
+// pair of remote IP address and token: the first freeFailures failures of a
+// pair are free; after that each further failure doubles the time during
+// which that pair is refused (429, Retry-After), from backoffBase up to
+// backoffMax. A valid token is checked first and never refused, so a bad
+// token sent from a shared address (a proxy, loopback) locks out nobody
+// else. (Guessing is no threat to 256-bit tokens; the back-off keeps a
+// client that repeats a bad token from costing a hash and an audit line per
+// try.) A pair forgotten for backoffForget is cleared.
 const (
 	freeFailures  = 5
 	backoffBase   = time.Second
@@ -65,7 +67,8 @@ type failures struct {
 	last  time.Time
 }
 
-// signInThrottle tracks failed sign-ins by remote address.
+// signInThrottle tracks failed sign-ins by key (failureKey: address and
+// token).
 type signInThrottle struct {
 	free int // failures before the back-off starts
 	mu   sync.Mutex
@@ -115,13 +118,6 @@ func (t *signInThrottle) fail(addr string) {
 		d := backoffBase << min(f.count-t.free-1, 20)
 		f.until = now.Add(min(d, backoffMax))
 	}
-}
-
-// succeed clears addr.
-func (t *signInThrottle) succeed(addr string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.m, addr)
 }
 
 func (t *signInThrottle) evict(now time.Time) {

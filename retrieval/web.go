@@ -398,23 +398,22 @@ func (h *handler) webSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	ev := h.event(r, access.ActionSignIn)
-	addr := remoteIP(r)
-	if h.throttle.wait(addr) > 0 {
-		h.record(ev, access.OutcomeThrottled, 0)
-		h.render(w, http.StatusTooManyRequests, "signin.html", signInPage{Error: "Too many failed sign-ins from your address. Wait a while and try again."})
-		return
-	}
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	p := h.authenticateToken(token)
 	if p == nil {
+		key := failureKey(r, token)
+		if h.throttle.wait(key) > 0 {
+			h.record(ev, access.OutcomeThrottled, 0)
+			h.render(w, http.StatusTooManyRequests, "signin.html", signInPage{Error: "Too many failed sign-ins with that token. Wait a while and try again."})
+			return
+		}
 		if token != "" {
-			h.throttle.fail(addr)
+			h.throttle.fail(key)
 		}
 		h.record(ev, access.OutcomeUnauthenticated, 0)
 		h.render(w, http.StatusUnauthorized, "signin.html", signInPage{Error: "That token is not valid."})
 		return
 	}
-	h.throttle.succeed(addr)
 	id, err := h.sessions.create(p)
 	if err != nil {
 		h.log.Error("retrieval: creating session", "err", err)
