@@ -13,6 +13,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,6 +81,9 @@ func humanBytes(n int64) string {
 const (
 	sessionTTL  = 8 * time.Hour
 	maxSessions = 10_000
+	// maxUserSessions bounds one user's sessions: a user who signs in more
+	// often loses their own oldest session, never anyone else's.
+	maxUserSessions = 20
 )
 
 type session struct {
@@ -92,13 +96,14 @@ type session struct {
 // A session belongs to a user name and that user's token hash, so removing
 // the user or giving them a new token ends it at the next request.
 type sessionStore struct {
-	mu  sync.Mutex
-	m   map[[sha256.Size]byte]*session
-	now func() time.Time
+	mu     sync.Mutex
+	m      map[[sha256.Size]byte]*session
+	byUser map[string][][sha256.Size]byte // session keys per user, oldest first
+	now    func() time.Time
 }
 
 func newSessionStore() *sessionStore {
-	return &sessionStore{m: make(map[[sha256.Size]byte]*session), now: time.Now}
+	return &sessionStore{m: make(map[[sha256.Size]byte]*session), byUser: make(map[string][][sha256.Size]byte), now: time.Now}
 }
 
 func (s *sessionStore) create(p *principal) (string, error) {
@@ -110,7 +115,20 @@ func (s *sessionStore) create(p *principal) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	// The user's own sessions first: those gone, then their oldest.
+	keys := slices.DeleteFunc(s.byUser[p.name], func(k [sha256.Size]byte) bool {
+		v := s.m[k]
+		if v != nil && now.After(v.expires) {
+			delete(s.m, k)
+		}
+		return s.m[k] == nil
+	})
+	for len(keys) >= maxUserSessions {
+		delete(s.m, keys[0])
+		keys = keys[1:]
+	}
 	if len(s.m) >= maxSessions {
+		// Many users at their cap: the session closest to its end goes.
 		var oldestK [sha256.Size]byte
 		var oldest time.Time
 		for k, v := range s.m {
@@ -124,7 +142,9 @@ func (s *sessionStore) create(p *principal) (string, error) {
 			delete(s.m, oldestK)
 		}
 	}
-	s.m[sha256.Sum256([]byte(id))] = &session{name: p.name, hash: p.hash, expires: now.Add(sessionTTL)}
+	k := sha256.Sum256([]byte(id))
+	s.m[k] = &session{name: p.name, hash: p.hash, expires: now.Add(sessionTTL)}
+	s.byUser[p.name] = append(slices.Clip(keys), k)
 	return id, nil
 }
 
