@@ -73,6 +73,10 @@ type Options struct {
 	// MaxPageSize caps the limit of a listing (DefaultMaxPageSize if 0);
 	// a larger limit is lowered to it.
 	MaxPageSize int
+	// Metrics, if set, is served at GET /metrics, after the path checks:
+	// mounting the handler beside it on an outer http.ServeMux would let
+	// that mux redirect (307) the paths this handler answers 400.
+	Metrics http.Handler
 	// MaxListBytes caps the JSON one list response carries
 	// (DefaultMaxListBytes if 0); see apiList.
 	MaxListBytes int
@@ -89,6 +93,7 @@ type handler struct {
 	ready    func(ctx context.Context) error
 	maxPage  int
 	maxList  int
+	metrics  http.Handler
 	mux      *http.ServeMux
 	throttle *signInThrottle
 	sessions *sessionStore
@@ -124,6 +129,7 @@ func NewHandler(o Options) http.Handler {
 		ready:    o.Ready,
 		maxPage:  o.MaxPageSize,
 		maxList:  o.MaxListBytes,
+		metrics:  o.Metrics,
 		mux:      http.NewServeMux(),
 		throttle: newSignInThrottle(),
 		sessions: newSessionStore(),
@@ -175,33 +181,62 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	// A path with dot segments, doubled or encoded slashes never reaches the
 	// router (which would redirect it elsewhere): it is a bad request.
-	if p := r.URL.Path; p == "" || p[0] != '/' || (path.Clean(p) != p && path.Clean(p)+"/" != p) ||
+	if p := r.URL.Path; p == "" || p[0] != '/' || strings.Contains(p, "//") || (path.Clean(p) != p && path.Clean(p)+"/" != p) ||
 		strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") || strings.Contains(strings.ToLower(r.URL.RawPath), "%5c") {
 		h.badPath(sw, r)
 		return
 	}
-	// A HEAD of a download would decrypt a message for nobody.
-	if r.Method == http.MethodHead && strings.HasPrefix(r.URL.Path, "/v1/") {
+	// A HEAD of a download or of a message page would decrypt a message
+	// for nobody (net/http's mux routes HEAD to GET handlers).
+	if r.Method == http.MethodHead && (strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/messages/")) {
+		ev := h.event(r, actionRequest)
+		ev.MessageID = auditString(r.URL.Path)
+		if p, _ := h.resolve(r); p != nil {
+			ev.User, ev.Role = p.name, p.role
+		}
+		h.record(ev, access.OutcomeBadRequest, 0)
 		sw.Header().Set("Allow", "GET")
 		writeError(sw, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	if h.metrics != nil && r.URL.Path == "/metrics" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		h.metrics.ServeHTTP(sw, r)
 		return
 	}
 	h.mux.ServeHTTP(sw, r)
 }
 
-// badPath answers a malformed path, audited if it was meant for the API.
+// actionRequest is the audit action of a request that names no operation:
+// a malformed path, a HEAD of something that decrypts.
+const actionRequest = "request"
+
+// badPath answers a malformed path, audited whatever it was meant for (a
+// doubled slash can hide /v1/ from a prefix check): with the caller if the
+// request authenticates, as unauthenticated if it presented credentials
+// that do not.
 func (h *handler) badPath(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasPrefix(r.URL.Path, "/v1/") {
+	ev := h.event(r, actionRequest)
+	ev.MessageID = auditString(r.URL.Path)
+	p, status := h.resolve(r)
+	switch {
+	case p != nil:
+		ev.User, ev.Role = p.name, p.role
+	case status == http.StatusTooManyRequests || hasCredentials(r):
+		h.record(ev, access.OutcomeUnauthenticated, 0)
 		writeError(w, http.StatusBadRequest, "bad request")
-		return
-	}
-	ev := h.event(r, "request")
-	ev.MessageID = auditString(strings.TrimPrefix(r.URL.Path, "/v1/messages/"))
-	if _, ok := h.authenticate(w, r, &ev); !ok {
 		return
 	}
 	h.record(ev, access.OutcomeBadRequest, 0)
 	writeError(w, http.StatusBadRequest, "bad request")
+}
+
+// hasCredentials reports whether r presents a token or a session cookie.
+func hasCredentials(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" {
+		return true
+	}
+	_, err := r.Cookie(sessionCookie)
+	return err == nil
 }
 
 // statusWriter remembers whether the header was sent.

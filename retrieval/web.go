@@ -272,6 +272,12 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	p, status := h.resolve(r)
 	if status != http.StatusOK {
+		// A visit without credentials is just the sign-in form; a bad
+		// token or a forged or expired cookie is a denial.
+		if hasCredentials(r) {
+			ev := h.event(r, access.ActionList)
+			h.record(ev, outcomeOf(status), 0)
+		}
 		h.render(w, http.StatusOK, "signin.html", signInPage{})
 		return
 	}
@@ -313,6 +319,14 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 	h.record(ev, access.OutcomeOK, n)
 }
 
+// outcomeOf is the audit outcome of a failed resolve.
+func outcomeOf(status int) string {
+	if status == http.StatusTooManyRequests {
+		return access.OutcomeThrottled
+	}
+	return access.OutcomeUnauthenticated
+}
+
 func partHref(id string, n int) string {
 	return "/v1/messages/" + id + "/parts/" + strconv.Itoa(n)
 }
@@ -325,6 +339,9 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	if _, status := h.resolve(r); status != http.StatusOK {
+		ev := h.event(r, access.ActionView)
+		ev.MessageID = auditString(r.PathValue("id"))
+		h.record(ev, outcomeOf(status), 0)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
