@@ -130,7 +130,10 @@ func newWorld(t *testing.T) *world {
 	f.store.reset()
 	// The matrix sends bad tokens from one address many times; the back-off
 	// has its own test.
-	f.srv.Config.Handler.(*handler).throttle.free = 1 << 20
+	h := f.srv.Config.Handler.(*handler)
+	h.throttle.free = 1 << 20
+	// It records every denial one by one too.
+	h.denials.perSource, h.denials.perWindow = 1<<20, 1<<20
 	return w
 }
 

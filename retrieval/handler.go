@@ -96,6 +96,7 @@ type handler struct {
 	metrics  http.Handler
 	mux      *http.ServeMux
 	throttle *signInThrottle
+	denials  *denialLimiter
 	sessions *sessionStore
 	pages    *template.Template
 	now      func() time.Time
@@ -139,6 +140,7 @@ func NewHandler(o Options) http.Handler {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	h.denials = newDenialLimiter(h.write)
 	if h.maxPage <= 0 {
 		h.maxPage = DefaultMaxPageSize
 	}
@@ -335,12 +337,21 @@ func (h *handler) event(r *http.Request, action string) access.Event {
 }
 
 // record writes ev with outcome and bytes. A failure is logged: the log
-// then refuses further records and auditReady stops new decryptions.
+// then refuses further records and auditReady stops new decryptions. An
+// unauthenticated denial may be counted instead (denialLimiter).
 func (h *handler) record(ev access.Event, outcome string, n int64) {
 	ev.Outcome, ev.Bytes = outcome, n
+	if ev.User == "" && outcome != access.OutcomeOK && !h.denials.admit(ev) {
+		return
+	}
+	h.write(ev)
+}
+
+// write records ev as it is.
+func (h *handler) write(ev access.Event) {
 	ev.Time = h.now()
 	if err := h.audit.Record(ev); err != nil {
-		h.log.Error("retrieval: audit record failed", "err", err, "action", ev.Action, "user", ev.User, "message_id", ev.MessageID, "outcome", outcome)
+		h.log.Error("retrieval: audit record failed", "err", err, "action", ev.Action, "user", ev.User, "message_id", ev.MessageID, "outcome", ev.Outcome)
 	}
 }
 
