@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path"
 	"strconv"
 	"strings"
@@ -73,6 +74,11 @@ type Options struct {
 	// MaxPageSize caps the limit of a listing (DefaultMaxPageSize if 0);
 	// a larger limit is lowered to it.
 	MaxPageSize int
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-Proto: https is believed, making the session cookie
+	// Secure (config retrieval.trusted_proxies). From any other peer the
+	// header is ignored.
+	TrustedProxies []netip.Prefix
 	// Metrics, if set, is served at GET /metrics, after the path checks:
 	// mounting the handler beside it on an outer http.ServeMux would let
 	// that mux redirect (307) the paths this handler answers 400.
@@ -94,6 +100,7 @@ type handler struct {
 	maxPage  int
 	maxList  int
 	metrics  http.Handler
+	proxies  []netip.Prefix
 	mux      *http.ServeMux
 	throttle *signInThrottle
 	denials  *denialLimiter
@@ -131,6 +138,7 @@ func NewHandler(o Options) http.Handler {
 		maxPage:  o.MaxPageSize,
 		maxList:  o.MaxListBytes,
 		metrics:  o.Metrics,
+		proxies:  o.TrustedProxies,
 		mux:      http.NewServeMux(),
 		throttle: newSignInThrottle(),
 		sessions: newSessionStore(),

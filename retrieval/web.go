@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -468,7 +469,7 @@ func (h *handler) webSignIn(w http.ResponseWriter, r *http.Request) {
 	h.record(ev, access.OutcomeOK, 0)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: id, Path: "/", MaxAge: int(sessionTTL / time.Second),
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: h.overTLS(r), SameSite: http.SameSiteStrictMode,
 	})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -481,8 +482,30 @@ func (h *handler) webSignOut(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		h.sessions.remove(c.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.overTLS(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// overTLS reports whether the client reached us over TLS: directly, or
+// through a trusted proxy that says so in X-Forwarded-Proto.
+func (h *handler) overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https") {
+		return false
+	}
+	addr, err := netip.ParseAddr(remoteIP(r))
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range h.proxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameOrigin refuses a form post from another site (on top of the
