@@ -48,6 +48,10 @@ const (
 	ActionPart     = "part"
 	ActionView     = "view"   // the web page's message view (manifest and text body)
 	ActionSignIn   = "signin" // a failed or throttled sign-in or token
+	// ActionDenials stands for Count unauthenticated requests from Remote
+	// that were not recorded one by one (retrieval bounds those per
+	// address and minute).
+	ActionDenials = "denials"
 )
 
 // Audit outcomes.
@@ -73,6 +77,7 @@ type Event struct {
 	Bytes     int64     `json:"bytes"` // plaintext bytes served
 	Remote    string    `json:"remote"`
 	Outcome   string    `json:"outcome"`
+	Count     int64     `json:"count,omitempty"` // ActionDenials only
 }
 
 // MaxMailboxBytes bounds a mailbox address.

@@ -43,15 +43,18 @@ type OpenManifest func(ctx context.Context, id string) (*sealed.Manifest, error)
 // maxLimit bounds a page (the Vault's own bound).
 const maxLimit = 1000
 
-// parallelism bounds the manifests opened at once for a page (each costs a
-// key-service call).
-const parallelism = 4
+// parallelism bounds the manifests opened at once by one Lister, over all
+// the pages it is making: each costs a key-service call, and a manifest can
+// take megabytes to open (1,000 parts with long names), so concurrent
+// listings must not multiply that.
+const parallelism = 2
 
 // Lister lists the archive. It is safe for concurrent use.
 type Lister struct {
 	index Index
 	open  OpenManifest
 	log   *slog.Logger
+	sem   chan struct{} // parallelism
 }
 
 // New returns a Lister over index that opens manifests with open. A nil log
@@ -63,7 +66,7 @@ func New(index Index, open OpenManifest, log *slog.Logger) *Lister {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Lister{index: index, open: open, log: log}
+	return &Lister{index: index, open: open, log: log, sem: make(chan struct{}, parallelism)}
 }
 
 // List returns one page of q. A cursor the Vault did not issue is an error
@@ -182,21 +185,31 @@ func (l *Lister) merge(ctx context.Context, q listing.Query, mailboxes []string,
 	return page, "", nil
 }
 
-// openAll opens the manifest of every entry, parallelism at a time.
+// openAll opens the manifest of every entry, parallelism at a time, and
+// keeps only each one's bounded summary (listing.Summarize): a manifest can
+// be megabytes (1,000 parts with long names), and a page of them must not
+// be held at once.
 func (l *Lister) openAll(ctx context.Context, entries []archive.Entry) ([]listing.Message, error) {
-	ms := make([]*sealed.Manifest, len(entries))
+	msgs := make([]listing.Message, len(entries))
 	errs := make([]error, len(entries))
-	sem := make(chan struct{}, parallelism)
 	var wg sync.WaitGroup
 	for i, e := range entries {
+		select {
+		case l.sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil, fmt.Errorf("archivelist: %w", ctx.Err())
+		}
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			ms[i], errs[i] = l.open(ctx, e.ID)
-			if errs[i] == nil && ms[i].ID != e.ID {
-				errs[i] = fmt.Errorf("manifest of %s names id %q: %w", e.ID, ms[i].ID, sealer.ErrDecrypt)
+			defer func() { <-l.sem }()
+			m, err := l.open(ctx, e.ID)
+			if err == nil && m.ID != e.ID {
+				err = fmt.Errorf("manifest of %s names id %q: %w", e.ID, m.ID, sealer.ErrDecrypt)
+			}
+			if errs[i] = err; err == nil {
+				msgs[i] = toMessage(m, e)
 			}
 		}()
 	}
@@ -205,7 +218,7 @@ func (l *Lister) openAll(ctx context.Context, entries []archive.Entry) ([]listin
 	for i, e := range entries {
 		switch err := errs[i]; {
 		case err == nil:
-			out = append(out, toMessage(ms[i]))
+			out = append(out, msgs[i])
 		case errors.Is(err, archive.ErrNotFound):
 			// Undone or removed since the index was read.
 		case errors.Is(err, sealer.ErrDecrypt):
@@ -217,9 +230,10 @@ func (l *Lister) openAll(ctx context.Context, entries []archive.Entry) ([]listin
 	return out, nil
 }
 
-func toMessage(m *sealed.Manifest) listing.Message {
-	return listing.Message{
+// toMessage is the bounded summary of m, listed as entry e.
+func toMessage(m *sealed.Manifest, e archive.Entry) listing.Message {
+	return listing.Summarize(listing.Message{
 		ID: m.ID, ReceivedAt: m.ReceivedAt, From: m.From, To: m.To, Size: m.Size,
-		Header: m.Header, Parts: m.Parts,
-	}
+		Header: m.Header, Parts: m.Parts, Cursor: archive.CursorAfter(e),
+	})
 }

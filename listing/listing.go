@@ -10,6 +10,7 @@ package listing
 import (
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailvault/mailvaultd/partmap"
 )
@@ -45,7 +46,9 @@ type Page struct {
 }
 
 // Message is what a listing shows of one message: its envelope and the
-// summary the API's and the web page's lists are made of.
+// summary the API's and the web page's lists are made of. The summary is
+// bounded whatever the message holds (see Summarize): the whole part list is
+// the manifest's, never a listing's.
 type Message struct {
 	ID         string
 	ReceivedAt time.Time
@@ -53,7 +56,60 @@ type Message struct {
 	To         []string // envelope recipients, all of them: the caller decides what its user may see
 	Size       int64    // bytes as received
 	Header     partmap.Header
+	// Parts are the first MaxParts parts, names cut to MaxNameBytes;
+	// PartsTotal is how many the message has.
 	Parts      []partmap.Part
+	PartsTotal int
+	// Cursor continues the listing right after this message, so that the
+	// caller may end a page early (a response that would grow too big); ""
+	// if the implementation cannot say, and then the caller cannot cut.
+	Cursor string
+}
+
+// Bounds of a listed message's summary. Anyone who can send mail decides
+// how many parts a message has and what they are called (a 1.1 MB message
+// can carry 1,000 attachments with 1,000-character names); a listing of 200
+// such messages must not carry them all.
+const (
+	// MaxParts is how many parts a listed message shows.
+	MaxParts = 20
+	// MaxNameBytes bounds a listed part's filename and content type.
+	MaxNameBytes = 200
+	// MaxHeaderFieldBytes bounds each field of a listed message's header
+	// summary.
+	MaxHeaderFieldBytes = 1 << 10
+)
+
+// Summarize returns m with its summary bounded: at most MaxParts parts,
+// their filenames and content types cut to MaxNameBytes, the header fields
+// cut to MaxHeaderFieldBytes, and PartsTotal set (unless m's own is larger:
+// m may be summarised already). It copies what it cuts, so that the page
+// does not keep a whole manifest alive behind a short slice.
+func Summarize(m Message) Message {
+	m.PartsTotal = max(m.PartsTotal, len(m.Parts))
+	parts := make([]partmap.Part, 0, min(len(m.Parts), MaxParts))
+	for _, p := range m.Parts[:min(len(m.Parts), MaxParts)] {
+		p.Filename = cut(p.Filename, MaxNameBytes)
+		p.ContentType = cut(p.ContentType, MaxNameBytes)
+		parts = append(parts, p)
+	}
+	m.Parts = parts
+	h := &m.Header
+	for _, f := range []*string{&h.From, &h.To, &h.Cc, &h.Subject, &h.Date, &h.MessageID} {
+		*f = cut(*f, MaxHeaderFieldBytes)
+	}
+	return m
+}
+
+// cut returns s cut to at most n bytes on a UTF-8 boundary, copied if cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return string([]byte(s[:n]))
 }
 
 // ErrBadCursor is wrapped by the error of a listing whose Query.Cursor the

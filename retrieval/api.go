@@ -1,7 +1,9 @@
 package retrieval
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,16 +22,20 @@ import (
 	"github.com/mailvault/mailvaultd/partmap"
 )
 
-// listItem is one message of GET /v1/messages.
+// listItem is one message of GET /v1/messages. Parts holds at most
+// listing.MaxParts parts (names cut to listing.MaxNameBytes); PartsTotal
+// says how many the message has, and the manifest lists them all.
 type listItem struct {
-	ID         string         `json:"id"`
-	ReceivedAt time.Time      `json:"received_at"`
-	From       string         `json:"from"`
-	To         []string       `json:"to"`
-	Subject    string         `json:"subject"`
-	Size       int64          `json:"size"`
-	Header     partmap.Header `json:"header"`
-	Parts      []partmap.Part `json:"parts"`
+	ID             string         `json:"id"`
+	ReceivedAt     time.Time      `json:"received_at"`
+	From           string         `json:"from"`
+	To             []string       `json:"to"`
+	Subject        string         `json:"subject"`
+	Size           int64          `json:"size"`
+	Header         partmap.Header `json:"header"`
+	Parts          []partmap.Part `json:"parts"`
+	PartsTotal     int            `json:"parts_total"`
+	PartsTruncated bool           `json:"parts_truncated"`
 }
 
 // maxCursorChars bounds a cursor before the lister sees it.
@@ -40,6 +46,15 @@ type listResponse struct {
 	NextCursor string     `json:"next_cursor"`
 }
 
+// listEntry is a listed message with its JSON encoding, which sizes the
+// page (see list) and is what the API sends.
+type listEntry struct {
+	item listItem
+	json []byte
+}
+
+// apiList streams the page: the entries are encoded already (list bounded
+// their sum), so nothing but a small buffer is built on top of them.
 func (h *handler) apiList(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
@@ -48,18 +63,42 @@ func (h *handler) apiList(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	items, next, status, msg := h.list(ctx, p, r.URL.Query(), &ev)
+	entries, next, status, msg := h.list(ctx, p, r.URL.Query(), &ev)
 	if status != http.StatusOK {
 		writeError(w, status, msg)
 		return
 	}
-	n := writeJSON(w, http.StatusOK, listResponse{Messages: items, NextCursor: next})
+	setCommonHeaders(w)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	var n int64
+	bw := bufio.NewWriterSize(&countingWriter{w: w, n: &n}, 32<<10)
+	bw.WriteString(`{"messages":[`)
+	for i, e := range entries {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.Write(e.json)
+	}
+	cur, _ := json.Marshal(next)
+	bw.WriteString(`],"next_cursor":`)
+	bw.Write(cur)
+	bw.WriteString("}\n")
+	if err := bw.Flush(); err != nil {
+		h.log.Info("retrieval: list response broke off", "user", p.name, "bytes", n, "err", err)
+		h.record(ev, access.OutcomeError, n)
+		return
+	}
 	h.record(ev, access.OutcomeOK, n)
 }
 
 // list runs a listing for p. On failure it records ev and returns the status
 // and the message for the client; on success the caller records ev.
-func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *access.Event) ([]listItem, string, int, string) {
+//
+// The entries' JSON adds up to at most the handler's maxList bytes: a page
+// that would pass it ends after the last entry that fits (at least one),
+// with a cursor that continues from there, if the lister gave one.
+func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *access.Event) ([]listEntry, string, int, string) {
 	ev.Mailbox = auditString(v.Get("mailbox"))
 	q, err := h.parseListQuery(v)
 	if err != nil {
@@ -90,14 +129,30 @@ func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *acce
 		return nil, "", status, msg
 	}
 	msgs := h.readableOnly(p, page.Messages)
-	items := make([]listItem, 0, len(msgs))
-	for _, m := range msgs {
-		items = append(items, listItem{
+	entries := make([]listEntry, 0, len(msgs))
+	next, size := page.NextCursor, 0
+	for i, m := range msgs {
+		// A lister other than archivelist may not have bounded it.
+		m = listing.Summarize(m)
+		it := listItem{
 			ID: m.ID, ReceivedAt: m.ReceivedAt, From: m.From, To: visibleRecipients(p, m.From, m.To),
 			Subject: m.Header.Subject, Size: m.Size, Header: m.Header, Parts: nonNil(m.Parts),
-		})
+			PartsTotal: m.PartsTotal, PartsTruncated: m.PartsTotal > len(m.Parts),
+		}
+		b, err := json.Marshal(it)
+		if err != nil {
+			h.log.Error("retrieval: encoding a listed message", "message_id", m.ID, "err", err)
+			h.record(*ev, access.OutcomeError, 0)
+			return nil, "", http.StatusInternalServerError, "internal error"
+		}
+		if len(entries) > 0 && size+len(b) > h.maxList && msgs[i-1].Cursor != "" {
+			next = msgs[i-1].Cursor
+			break
+		}
+		size += len(b) + 1
+		entries = append(entries, listEntry{item: it, json: b})
 	}
-	return items, page.NextCursor, http.StatusOK, ""
+	return entries, next, http.StatusOK, ""
 }
 
 func nonNil[T any](s []T) []T {

@@ -136,7 +136,11 @@ type fixture struct {
 	logMu     *sync.Mutex
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the handler's Options changed by opt
+// (nil: as the daemon's defaults, with MaxPageSize 100).
+func newFixtureWith(t *testing.T, opt func(*Options)) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	ringPath := filepath.Join(dir, "keyring.json")
@@ -182,7 +186,11 @@ func newFixture(t *testing.T) *fixture {
 	lister := archivelist.New(f.vault, func(ctx context.Context, id string) (*sealed.Manifest, error) {
 		return sealed.OpenManifest(ctx, f.vault, keys, id)
 	}, logger)
-	h := NewHandler(Options{Vault: f.vault, Keys: keys, Lister: lister, Users: f.users, Audit: f.audit, Logger: logger, MaxPageSize: 100})
+	o := Options{Vault: f.vault, Keys: keys, Lister: lister, Users: f.users, Audit: f.audit, Logger: logger, MaxPageSize: 100}
+	if opt != nil {
+		opt(&o)
+	}
+	h := NewHandler(o)
 	f.srv = httptest.NewServer(h)
 	t.Cleanup(func() {
 		f.srv.Close()

@@ -2,12 +2,14 @@ package retrieval
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path"
 	"strconv"
 	"strings"
@@ -26,6 +28,16 @@ const (
 	DefaultMaxPageSize = 200
 	// defaultPageSize is the page size when the request names none.
 	defaultPageSize = 50
+	// DefaultMaxListBytes caps one list response when Options.MaxListBytes
+	// is 0.
+	DefaultMaxListBytes = 4 << 20
+	// listPartsShown and listNameBytes are the parts a list entry shows
+	// and the bytes of each one's name (listing.Summarize).
+	listPartsShown = listing.MaxParts
+	listNameBytes  = listing.MaxNameBytes
+	// webPartsShown is how many parts the web page of one message lists;
+	// the manifest (GET /v1/messages/{id}) has them all.
+	webPartsShown = 100
 )
 
 // Lister makes one page of a listing (archivelist over the archive's index;
@@ -62,6 +74,18 @@ type Options struct {
 	// MaxPageSize caps the limit of a listing (DefaultMaxPageSize if 0);
 	// a larger limit is lowered to it.
 	MaxPageSize int
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-Proto: https is believed, making the session cookie
+	// Secure (config retrieval.trusted_proxies). From any other peer the
+	// header is ignored.
+	TrustedProxies []netip.Prefix
+	// Metrics, if set, is served at GET /metrics, after the path checks:
+	// mounting the handler beside it on an outer http.ServeMux would let
+	// that mux redirect (307) the paths this handler answers 400.
+	Metrics http.Handler
+	// MaxListBytes caps the JSON one list response carries
+	// (DefaultMaxListBytes if 0); see apiList.
+	MaxListBytes int
 }
 
 // handler serves the API and the web page.
@@ -74,8 +98,12 @@ type handler struct {
 	log      *slog.Logger
 	ready    func(ctx context.Context) error
 	maxPage  int
+	maxList  int
+	metrics  http.Handler
+	proxies  []netip.Prefix
 	mux      *http.ServeMux
 	throttle *signInThrottle
+	denials  *denialLimiter
 	sessions *sessionStore
 	pages    *template.Template
 	now      func() time.Time
@@ -108,6 +136,9 @@ func NewHandler(o Options) http.Handler {
 		log:      o.Logger,
 		ready:    o.Ready,
 		maxPage:  o.MaxPageSize,
+		maxList:  o.MaxListBytes,
+		metrics:  o.Metrics,
+		proxies:  o.TrustedProxies,
 		mux:      http.NewServeMux(),
 		throttle: newSignInThrottle(),
 		sessions: newSessionStore(),
@@ -117,8 +148,12 @@ func NewHandler(o Options) http.Handler {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	h.denials = newDenialLimiter(h.write)
 	if h.maxPage <= 0 {
 		h.maxPage = DefaultMaxPageSize
+	}
+	if h.maxList <= 0 {
+		h.maxList = DefaultMaxListBytes
 	}
 	m := h.mux
 	m.HandleFunc("GET /v1/messages", h.apiList)
@@ -156,33 +191,62 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	// A path with dot segments, doubled or encoded slashes never reaches the
 	// router (which would redirect it elsewhere): it is a bad request.
-	if p := r.URL.Path; p == "" || p[0] != '/' || (path.Clean(p) != p && path.Clean(p)+"/" != p) ||
+	if p := r.URL.Path; p == "" || p[0] != '/' || strings.Contains(p, "//") || (path.Clean(p) != p && path.Clean(p)+"/" != p) ||
 		strings.Contains(strings.ToLower(r.URL.RawPath), "%2f") || strings.Contains(strings.ToLower(r.URL.RawPath), "%5c") {
 		h.badPath(sw, r)
 		return
 	}
-	// A HEAD of a download would decrypt a message for nobody.
-	if r.Method == http.MethodHead && strings.HasPrefix(r.URL.Path, "/v1/") {
+	// A HEAD of a download or of a message page would decrypt a message
+	// for nobody (net/http's mux routes HEAD to GET handlers).
+	if r.Method == http.MethodHead && (strings.HasPrefix(r.URL.Path, "/v1/") || strings.HasPrefix(r.URL.Path, "/messages/")) {
+		ev := h.event(r, actionRequest)
+		ev.MessageID = auditString(r.URL.Path)
+		if p, _ := h.resolve(r); p != nil {
+			ev.User, ev.Role = p.name, p.role
+		}
+		h.record(ev, access.OutcomeBadRequest, 0)
 		sw.Header().Set("Allow", "GET")
 		writeError(sw, http.StatusMethodNotAllowed, "method not allowed")
+		return
+	}
+	if h.metrics != nil && r.URL.Path == "/metrics" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		h.metrics.ServeHTTP(sw, r)
 		return
 	}
 	h.mux.ServeHTTP(sw, r)
 }
 
-// badPath answers a malformed path, audited if it was meant for the API.
+// actionRequest is the audit action of a request that names no operation:
+// a malformed path, a HEAD of something that decrypts.
+const actionRequest = "request"
+
+// badPath answers a malformed path, audited whatever it was meant for (a
+// doubled slash can hide /v1/ from a prefix check): with the caller if the
+// request authenticates, as unauthenticated if it presented credentials
+// that do not.
 func (h *handler) badPath(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasPrefix(r.URL.Path, "/v1/") {
+	ev := h.event(r, actionRequest)
+	ev.MessageID = auditString(r.URL.Path)
+	p, status := h.resolve(r)
+	switch {
+	case p != nil:
+		ev.User, ev.Role = p.name, p.role
+	case status == http.StatusTooManyRequests || hasCredentials(r):
+		h.record(ev, access.OutcomeUnauthenticated, 0)
 		writeError(w, http.StatusBadRequest, "bad request")
-		return
-	}
-	ev := h.event(r, "request")
-	ev.MessageID = auditString(strings.TrimPrefix(r.URL.Path, "/v1/messages/"))
-	if _, ok := h.authenticate(w, r, &ev); !ok {
 		return
 	}
 	h.record(ev, access.OutcomeBadRequest, 0)
 	writeError(w, http.StatusBadRequest, "bad request")
+}
+
+// hasCredentials reports whether r presents a token or a session cookie.
+func hasCredentials(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" {
+		return true
+	}
+	_, err := r.Cookie(sessionCookie)
+	return err == nil
 }
 
 // statusWriter remembers whether the header was sent.
@@ -218,7 +282,8 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, ev *acces
 		return p, true
 	case http.StatusTooManyRequests:
 		h.record(*ev, access.OutcomeThrottled, 0)
-		h.writeThrottled(w, r)
+		_, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		h.writeThrottled(w, r, failureKey(r, strings.TrimSpace(token)))
 	default:
 		h.record(*ev, access.OutcomeUnauthenticated, 0)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="mailvaultd"`)
@@ -228,24 +293,25 @@ func (h *handler) authenticate(w http.ResponseWriter, r *http.Request, ev *acces
 }
 
 // resolve returns the caller and 200, or 401 (no or bad credentials) or 429
-// (the address is backing off).
+// (this token is backing off from this address). A valid token is never
+// refused: the back-off is kept per (address, token) pair, so a bad token
+// from a shared address (a proxy, loopback) locks out that token only.
 func (h *handler) resolve(r *http.Request) (*principal, int) {
-	addr := remoteIP(r)
 	if auth := r.Header.Get("Authorization"); auth != "" {
-		if h.throttle.wait(addr) > 0 {
-			return nil, http.StatusTooManyRequests
-		}
 		scheme, token, _ := strings.Cut(auth, " ")
 		if !strings.EqualFold(scheme, "Bearer") {
 			return nil, http.StatusUnauthorized
 		}
-		p := h.authenticateToken(strings.TrimSpace(token))
-		if p == nil {
-			h.throttle.fail(addr)
-			return nil, http.StatusUnauthorized
+		token = strings.TrimSpace(token)
+		if p := h.authenticateToken(token); p != nil {
+			return p, http.StatusOK
 		}
-		h.throttle.succeed(addr)
-		return p, http.StatusOK
+		key := failureKey(r, token)
+		if h.throttle.wait(key) > 0 {
+			return nil, http.StatusTooManyRequests
+		}
+		h.throttle.fail(key)
+		return nil, http.StatusUnauthorized
 	}
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		if sess := h.sessions.lookup(c.Value); sess != nil {
@@ -259,8 +325,15 @@ func (h *handler) resolve(r *http.Request) (*principal, int) {
 	return nil, http.StatusUnauthorized
 }
 
-func (h *handler) writeThrottled(w http.ResponseWriter, r *http.Request) {
-	secs := int(h.throttle.wait(remoteIP(r)).Round(time.Second) / time.Second)
+// failureKey is what the back-off counts failures by: the peer's address
+// and the hash of the token it presented.
+func failureKey(r *http.Request, token string) string {
+	sum := access.HashToken(token)
+	return remoteIP(r) + " " + hex.EncodeToString(sum[:8])
+}
+
+func (h *handler) writeThrottled(w http.ResponseWriter, r *http.Request, key string) {
+	secs := int(h.throttle.wait(key).Round(time.Second) / time.Second)
 	w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 	writeError(w, http.StatusTooManyRequests, "too many failed sign-ins; try again later")
 }
@@ -272,12 +345,21 @@ func (h *handler) event(r *http.Request, action string) access.Event {
 }
 
 // record writes ev with outcome and bytes. A failure is logged: the log
-// then refuses further records and auditReady stops new decryptions.
+// then refuses further records and auditReady stops new decryptions. An
+// unauthenticated denial may be counted instead (denialLimiter).
 func (h *handler) record(ev access.Event, outcome string, n int64) {
 	ev.Outcome, ev.Bytes = outcome, n
+	if ev.User == "" && outcome != access.OutcomeOK && !h.denials.admit(ev) {
+		return
+	}
+	h.write(ev)
+}
+
+// write records ev as it is.
+func (h *handler) write(ev access.Event) {
 	ev.Time = h.now()
 	if err := h.audit.Record(ev); err != nil {
-		h.log.Error("retrieval: audit record failed", "err", err, "action", ev.Action, "user", ev.User, "message_id", ev.MessageID, "outcome", outcome)
+		h.log.Error("retrieval: audit record failed", "err", err, "action", ev.Action, "user", ev.User, "message_id", ev.MessageID, "outcome", ev.Outcome)
 	}
 }
 

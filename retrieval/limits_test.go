@@ -1,6 +1,7 @@
 package retrieval
 
 import (
+	"strconv"
 	"testing"
 	"time"
 )
@@ -40,8 +41,19 @@ func TestSignInThrottle(t *testing.T) {
 		t.Fatalf("after an idle hour: wait %v", d)
 	}
 	th.fail("9.9.9.9")
-	th.succeed("9.9.9.9")
-	if len(th.m) != 0 {
-		t.Fatalf("table not empty: %v", th.m)
+	if d := th.wait("9.9.9.9"); d != 0 {
+		t.Fatalf("a first failure waits %v", d)
+	}
+}
+
+// TestThrottleTableIsBounded: failures from ever new pairs keep the table
+// at maxTracked.
+func TestThrottleTableIsBounded(t *testing.T) {
+	th := newSignInThrottle()
+	for i := range maxTracked + 10 {
+		th.fail(strconv.Itoa(i))
+	}
+	if len(th.m) > maxTracked {
+		t.Fatalf("%d entries, want at most %d", len(th.m), maxTracked)
 	}
 }

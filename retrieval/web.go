@@ -12,7 +12,9 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +50,8 @@ func parsePages() *template.Template {
 	return template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/*.html"))
 }
 
+// staticHandler serves the embedded files under /static/, and only files:
+// a directory (/static/ itself included) is 404, never a listing.
 func staticHandler() http.Handler {
 	sub, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -55,6 +59,11 @@ func staticHandler() http.Handler {
 	}
 	files := http.StripPrefix("/static/", http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if fi, err := fs.Stat(sub, name); name == "" || strings.HasSuffix(name, "/") || err != nil || !fi.Mode().IsRegular() {
+			writeError(w, http.StatusNotFound, "not found")
+			return
+		}
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		files.ServeHTTP(w, r)
@@ -80,6 +89,9 @@ func humanBytes(n int64) string {
 const (
 	sessionTTL  = 8 * time.Hour
 	maxSessions = 10_000
+	// maxUserSessions bounds one user's sessions: a user who signs in more
+	// often loses their own oldest session, never anyone else's.
+	maxUserSessions = 20
 )
 
 type session struct {
@@ -92,13 +104,14 @@ type session struct {
 // A session belongs to a user name and that user's token hash, so removing
 // the user or giving them a new token ends it at the next request.
 type sessionStore struct {
-	mu  sync.Mutex
-	m   map[[sha256.Size]byte]*session
-	now func() time.Time
+	mu     sync.Mutex
+	m      map[[sha256.Size]byte]*session
+	byUser map[string][][sha256.Size]byte // session keys per user, oldest first
+	now    func() time.Time
 }
 
 func newSessionStore() *sessionStore {
-	return &sessionStore{m: make(map[[sha256.Size]byte]*session), now: time.Now}
+	return &sessionStore{m: make(map[[sha256.Size]byte]*session), byUser: make(map[string][][sha256.Size]byte), now: time.Now}
 }
 
 func (s *sessionStore) create(p *principal) (string, error) {
@@ -110,7 +123,20 @@ func (s *sessionStore) create(p *principal) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	// The user's own sessions first: those gone, then their oldest.
+	keys := slices.DeleteFunc(s.byUser[p.name], func(k [sha256.Size]byte) bool {
+		v := s.m[k]
+		if v != nil && now.After(v.expires) {
+			delete(s.m, k)
+		}
+		return s.m[k] == nil
+	})
+	for len(keys) >= maxUserSessions {
+		delete(s.m, keys[0])
+		keys = keys[1:]
+	}
 	if len(s.m) >= maxSessions {
+		// Many users at their cap: the session closest to its end goes.
 		var oldestK [sha256.Size]byte
 		var oldest time.Time
 		for k, v := range s.m {
@@ -124,7 +150,9 @@ func (s *sessionStore) create(p *principal) (string, error) {
 			delete(s.m, oldestK)
 		}
 	}
-	s.m[sha256.Sum256([]byte(id))] = &session{name: p.name, hash: p.hash, expires: now.Add(sessionTTL)}
+	k := sha256.Sum256([]byte(id))
+	s.m[k] = &session{name: p.name, hash: p.hash, expires: now.Add(sessionTTL)}
+	s.byUser[p.name] = append(slices.Clip(keys), k)
 	return id, nil
 }
 
@@ -196,7 +224,8 @@ type listRow struct {
 	From        string
 	Subject     string
 	Size        int64
-	Attachments []attachmentLink
+	Attachments []attachmentLink // among the parts the listing shows
+	MoreParts   int              // parts the listing does not show
 }
 
 type attachmentLink struct {
@@ -215,18 +244,20 @@ type listPage struct {
 }
 
 type messagePage struct {
-	User       *pageUser
-	ID         string
-	Received   string
-	EnvFrom    string
-	EnvTo      []string
-	Header     partmap.Header
-	Body       string
-	BodyNote   string
-	Parts      []partRow
-	RawHref    string
-	RawSize    int64
-	BrokenMIME string
+	User         *pageUser
+	ID           string
+	Received     string
+	EnvFrom      string
+	EnvTo        []string
+	Header       partmap.Header
+	Body         string
+	BodyNote     string
+	Parts        []partRow // the first webPartsShown
+	MoreParts    int       // not in Parts: the manifest lists them
+	ManifestHref string
+	RawHref      string
+	RawSize      int64
+	BrokenMIME   string
 }
 
 type partRow struct {
@@ -242,6 +273,12 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	p, status := h.resolve(r)
 	if status != http.StatusOK {
+		// A visit without credentials is just the sign-in form; a bad
+		// token or a forged or expired cookie is a denial.
+		if hasCredentials(r) {
+			ev := h.event(r, access.ActionList)
+			h.record(ev, outcomeOf(status), 0)
+		}
 		h.render(w, http.StatusOK, "signin.html", signInPage{})
 		return
 	}
@@ -254,7 +291,8 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	page := listPage{User: userOf(p), Mailbox: v.Get("mailbox"), Since: v.Get("since"), Until: v.Get("until")}
-	for _, it := range items {
+	for _, e := range items {
+		it := e.item
 		row := listRow{ID: it.ID, Date: it.ReceivedAt.UTC().Format("2006-01-02 15:04 UTC"), From: it.Header.From, Subject: it.Subject, Size: it.Size}
 		if row.From == "" {
 			row.From = it.From
@@ -264,6 +302,7 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 				row.Attachments = append(row.Attachments, attachmentLink{Name: partFilename(part, it.ID, i), Href: partHref(it.ID, i), Size: part.DecodedSize})
 			}
 		}
+		row.MoreParts = it.PartsTotal - len(it.Parts)
 		page.Messages = append(page.Messages, row)
 	}
 	if next != "" {
@@ -281,6 +320,14 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 	h.record(ev, access.OutcomeOK, n)
 }
 
+// outcomeOf is the audit outcome of a failed resolve.
+func outcomeOf(status int) string {
+	if status == http.StatusTooManyRequests {
+		return access.OutcomeThrottled
+	}
+	return access.OutcomeUnauthenticated
+}
+
 func partHref(id string, n int) string {
 	return "/v1/messages/" + id + "/parts/" + strconv.Itoa(n)
 }
@@ -293,6 +340,9 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
 	if _, status := h.resolve(r); status != http.StatusOK {
+		ev := h.event(r, access.ActionView)
+		ev.MessageID = auditString(r.PathValue("id"))
+		h.record(ev, outcomeOf(status), 0)
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
@@ -308,6 +358,7 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 		User: userOf(p), ID: m.ID, Received: m.ReceivedAt.UTC().Format(time.RFC1123),
 		EnvFrom: m.From, EnvTo: visibleRecipients(p, m.From, m.To), Header: m.Header,
 		RawHref: "/v1/messages/" + m.ID + "/raw", RawSize: m.Size, BrokenMIME: m.Broken,
+		ManifestHref: "/v1/messages/" + m.ID,
 	}
 	body := -1
 	for i, part := range m.Parts {
@@ -315,7 +366,13 @@ func (h *handler) webMessage(w http.ResponseWriter, r *http.Request) {
 		if body < 0 && mt == "text/plain" && !strings.EqualFold(part.Disposition, "attachment") {
 			body = i
 		}
-		page.Parts = append(page.Parts, partRow{N: i, Name: partFilename(part, m.ID, i), ContentType: partContentType(part), Size: part.DecodedSize, Href: partHref(m.ID, i)})
+		// A message can have a thousand parts with long names: the page
+		// lists the first webPartsShown, the manifest all of them.
+		if len(page.Parts) < webPartsShown {
+			page.Parts = append(page.Parts, partRow{N: i, Name: partFilename(part, m.ID, i), ContentType: partContentType(part), Size: part.DecodedSize, Href: partHref(m.ID, i)})
+		} else {
+			page.MoreParts++
+		}
 	}
 	var shown int64
 	if body >= 0 {
@@ -386,23 +443,22 @@ func (h *handler) webSignIn(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	ev := h.event(r, access.ActionSignIn)
-	addr := remoteIP(r)
-	if h.throttle.wait(addr) > 0 {
-		h.record(ev, access.OutcomeThrottled, 0)
-		h.render(w, http.StatusTooManyRequests, "signin.html", signInPage{Error: "Too many failed sign-ins from your address. Wait a while and try again."})
-		return
-	}
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	p := h.authenticateToken(token)
 	if p == nil {
+		key := failureKey(r, token)
+		if h.throttle.wait(key) > 0 {
+			h.record(ev, access.OutcomeThrottled, 0)
+			h.render(w, http.StatusTooManyRequests, "signin.html", signInPage{Error: "Too many failed sign-ins with that token. Wait a while and try again."})
+			return
+		}
 		if token != "" {
-			h.throttle.fail(addr)
+			h.throttle.fail(key)
 		}
 		h.record(ev, access.OutcomeUnauthenticated, 0)
 		h.render(w, http.StatusUnauthorized, "signin.html", signInPage{Error: "That token is not valid."})
 		return
 	}
-	h.throttle.succeed(addr)
 	id, err := h.sessions.create(p)
 	if err != nil {
 		h.log.Error("retrieval: creating session", "err", err)
@@ -413,7 +469,7 @@ func (h *handler) webSignIn(w http.ResponseWriter, r *http.Request) {
 	h.record(ev, access.OutcomeOK, 0)
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: id, Path: "/", MaxAge: int(sessionTTL / time.Second),
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode,
+		HttpOnly: true, Secure: h.overTLS(r), SameSite: http.SameSiteStrictMode,
 	})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
@@ -426,8 +482,30 @@ func (h *handler) webSignOut(w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(sessionCookie); err == nil {
 		h.sessions.remove(c.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: h.overTLS(r), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// overTLS reports whether the client reached us over TLS: directly, or
+// through a trusted proxy that says so in X-Forwarded-Proto.
+func (h *handler) overTLS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https") {
+		return false
+	}
+	addr, err := netip.ParseAddr(remoteIP(r))
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range h.proxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameOrigin refuses a form post from another site (on top of the

@@ -215,12 +215,24 @@ func readUsersFile(path string) (f usersFile, exists bool, err error) {
 	return f, true, nil
 }
 
+// readBounded reads the users file, refusing one that group or others may
+// read or write: the same rule as the keyring's (sealer refuses a keyring
+// with any of 077 set). A token hash is not a token, but a writable file lets
+// anyone add themselves as an auditor, and a readable one tells who may read
+// what.
 func readBounded(path string) ([]byte, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("users file %s has mode %04o, which lets group or others read or write it; run chmod 600 %s", path, perm, path)
+	}
 	var buf bytes.Buffer
 	n, err := buf.ReadFrom(io.LimitReader(fh, maxUsersFileBytes+1))
 	if err != nil {

@@ -118,19 +118,25 @@ const metricsMaxConnections = 8
 // serves it apart. The caller serves it on HTTPListener(ln).
 func (a *App) HTTPServer() *http.Server {
 	a.mustBeDaemon("HTTPServer")
-	mux := http.NewServeMux()
+	// /metrics is served by the retrieval handler itself (no outer mux,
+	// whose path cleaning would answer "//" with a redirect instead of
+	// retrieval's 400 and its audit line), unless it has a listener of its
+	// own.
+	var metrics http.Handler
 	if a.cfg.Retrieval.MetricsListen == "" {
-		mux.Handle("GET /metrics", a.metricsHandler())
+		metrics = a.metricsHandler()
 	}
 	// No Options.Ready: /readyz pings the store and the key service itself,
 	// and a Ready that pinged them again doubled every probe's calls.
-	mux.Handle("/", retrieval.NewHandler(retrieval.Options{
+	h := retrieval.NewHandler(retrieval.Options{
 		Vault: a.vault, Keys: a.keys, Users: a.users, Audit: a.audit, Logger: a.log,
 		Lister: archivelist.New(a.vault, func(ctx context.Context, id string) (*sealed.Manifest, error) {
 			return sealed.OpenManifest(ctx, a.vault, a.keys, id)
 		}, a.log),
-	}))
-	srv := retrieval.NewServer(a.cfg.Retrieval.Listen, mux)
+		Metrics:        metrics,
+		TrustedProxies: a.cfg.Retrieval.TrustedProxyPrefixes(),
+	})
+	srv := retrieval.NewServer(a.cfg.Retrieval.Listen, h)
 	srv.IdleTimeout = min(srv.IdleTimeout, httpIdleTimeout)
 	return srv
 }

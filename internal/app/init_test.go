@@ -154,6 +154,15 @@ func TestHTTPServerLimits(t *testing.T) {
 		if onAPI != (metrics == "") || (ms != nil) != (metrics != "") {
 			t.Errorf("metrics_listen %q: /metrics on the API %v, own server %v", metrics, onAPI, ms != nil)
 		}
+		// The daemon's handler is retrieval's own: a malformed path is its
+		// 400 (and an audit line), not an outer mux's redirect.
+		for _, p := range []string{"//v1/messages", "/./v1/messages", "/v1/../v1/messages"} {
+			rec := httptest.NewRecorder()
+			hs.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "http://x"+p, nil))
+			if rec.Code != 400 {
+				t.Errorf("GET %s: %d, want 400", p, rec.Code)
+			}
+		}
 		a.Close()
 	}
 }

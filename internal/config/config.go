@@ -107,6 +107,22 @@ type Retrieval struct {
 	// MetricsListen serves /metrics on an address of its own; "" serves it
 	// on listen beside the API, as before.
 	MetricsListen string `yaml:"metrics_listen"`
+	// TrustedProxies are the networks (CIDR) of reverse proxies whose
+	// X-Forwarded-Proto is believed (it makes the session cookie Secure);
+	// empty: nobody's.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// TrustedProxyPrefixes returns TrustedProxies parsed (Validate has checked
+// them).
+func (r Retrieval) TrustedProxyPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range r.TrustedProxies {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
 }
 
 // OpenPGP configures encryption for recipients on forwarding.
@@ -461,6 +477,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Retrieval.AuditLog == "" {
 		return bad("retrieval.audit_log", "is required: every read is audited")
+	}
+	for _, cidr := range c.Retrieval.TrustedProxies {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			return bad("retrieval.trusted_proxies", "%q is not a network in CIDR form (e.g. 127.0.0.1/32, 10.0.0.0/8)", cidr)
+		}
 	}
 	switch c.OpenPGP.Policy {
 	case "off", "":

@@ -71,6 +71,7 @@ func TestErrorsNameFileKeyAndReason(t *testing.T) {
 		{"bad metrics address", "retrieval: { metrics_listen: \"9090\" }\n", "retrieval.metrics_listen", "host:port", 0},
 		{"metrics on the api address", "retrieval: { metrics_listen: \"127.0.0.1:8026\" }\n", "retrieval.metrics_listen", "another listener", 0},
 		{"metrics on the smtp address", "retrieval: { metrics_listen: \"127.0.0.1:10025\" }\n", "retrieval.metrics_listen", "another listener", 0},
+		{"bad trusted proxy", "retrieval: { audit_log: /a, trusted_proxies: [10.0.0.0/8, proxy.example] }\n", "retrieval.trusted_proxies", "CIDR", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.src), "/etc/mailvaultd/mailvaultd.yaml")
@@ -140,5 +141,23 @@ func TestDataTimeoutBelowPostfix(t *testing.T) {
 				t.Errorf("smtp.data_timeout defaults to %v; want 5m, below Postfix's smtp_data_done_timeout %v", got, postfixDataDone)
 			}
 		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := Parse(nil, "empty.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Retrieval.TrustedProxyPrefixes()) != 0 {
+		t.Errorf("trusted proxies by default: %v", c.Retrieval.TrustedProxies)
+	}
+	c, err = Parse([]byte("retrieval: { trusted_proxies: [127.0.0.1/32, \"10.1.2.3/8\", \"::1/128\"] }\n"), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Retrieval.TrustedProxyPrefixes()
+	if len(got) != 3 || got[1].String() != "10.0.0.0/8" {
+		t.Errorf("parsed %v", got)
 	}
 }
