@@ -110,7 +110,7 @@ type Retrieval struct {
 	// TrustedProxies are the networks (CIDR) of reverse proxies whose
 	// X-Forwarded-Proto is believed (it makes the session cookie Secure);
 	// empty: nobody's.
-	TrustedProxies []string `yaml:"trusted_proxies"`
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty"` // omitted when empty, so Load(Marshal(c)) keeps nil
 }
 
 // TrustedProxyPrefixes returns TrustedProxies parsed (Validate has checked

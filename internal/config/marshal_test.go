@@ -17,6 +17,7 @@ func everyKeySet() *Config {
 		Listen: "127.0.0.1:2525", Hostname: "yes", MaxMessageBytes: 1234567, MaxRecipients: 7,
 		MaxSessions: 3, MaxLineLength: 2000, ReadTimeout: Duration(1500 * time.Millisecond),
 		WriteTimeout: Duration(2 * time.Hour), DataTimeout: Duration(90 * time.Second), ShutdownTimeout: Duration(time.Nanosecond),
+		Allow: []string{"192.0.2.0/24", "::1/128"},
 	}
 	c.Forward = Forward{NextHop: "[::1]:10026", Timeout: Duration(42 * time.Second)}
 	c.Keys.Provider = "awskms"
@@ -31,7 +32,7 @@ func everyKeySet() *Config {
 	c.Archive.S3.ObjectLock.Mode = "COMPLIANCE"
 	c.Archive.S3.ObjectLock.Days = 3650
 	c.Retrieval = Retrieval{Listen: "", UsersFile: "'quoted'.yaml", AuditLog: "\"audit\".jsonl",
-		MaxConnections: 7, MetricsListen: "127.0.0.1:9090"}
+		MaxConnections: 7, MetricsListen: "127.0.0.1:9090", TrustedProxies: []string{"10.0.0.0/8"}}
 	c.OpenPGP = OpenPGP{Keyring: "/etc/mv/pgp.asc", Policy: "required", KeepSubject: true,
 		Fingerprints: map[string]string{"bob@example.test": "0123456789ABCDEF0123456789ABCDEF01234567", "on": "off"}}
 	c.Log = Log{Level: "debug", Format: "json"}
