@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -215,6 +218,41 @@ func TestServerNeverRunsAsRoot(t *testing.T) {
 	if bytes.Contains(b, []byte("\nUid:\t0\t")) {
 		t.Errorf("postgres runs as root:\n%s", b)
 	}
+}
+
+// TestStartWithoutRunFails: a package that forgets TestMain would leave
+// its server running, so Start refuses, saying what to add.
+func TestStartWithoutRunFails(t *testing.T) {
+	running.Store(false)
+	defer running.Store(true)
+	rec := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Start(rec)
+	}()
+	<-done
+	if !strings.Contains(rec.msg, "os.Exit(pgtest.Run(m))") {
+		t.Errorf("Start without Run: fatal %q; want it to name pgtest.Run", rec.msg)
+	}
+}
+
+// fatalRecorder keeps a Fatal's message and ends only its own goroutine.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Helper() {}
+
+func (r *fatalRecorder) Fatal(args ...any) {
+	r.msg = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }
 
 func TestDBName(t *testing.T) {
