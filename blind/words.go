@@ -158,16 +158,7 @@ func bigrams(run string, fn func(string)) {
 }
 
 // capWord cuts w to at most MaxWordBytes, at a rune boundary.
-func capWord(w string) string {
-	if len(w) <= MaxWordBytes {
-		return w
-	}
-	i := MaxWordBytes
-	for i > 0 && !utf8.RuneStart(w[i]) {
-		i--
-	}
-	return w[:i]
-}
+func capWord(w string) string { return capBytes(w, MaxWordBytes) }
 
 // pieces calls fn with the parts of a word that UAX #29 keeps whole but
 // that a search may want alone: "john.doe" gives "john" and "doe",
