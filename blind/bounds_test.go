@@ -115,7 +115,7 @@ func TestExtractMalformed(t *testing.T) {
 		{"huge part header", "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nfirstpart\r\n--b\r\nX-Big: " +
 			strings.Repeat("y", 5<<20) + "\r\n\r\nsecond\r\n--b--\r\n", "malformed multipart", WordTokens(k, "firstpart")},
 		{"no boundary", "Subject: nob\r\nContent-Type: multipart/mixed\r\n\r\nbody\r\n", "multipart without a boundary", FieldWordTokens(k, FieldSubject, "nob")},
-		{"unterminated multipart", "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nopenpart words", "", WordTokens(k, "openpart")},
+		{"unterminated multipart", "Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nopenpart words", "unterminated part", WordTokens(k, "openpart")},
 		{"bad base64", "Subject: s\r\nContent-Transfer-Encoding: base64\r\n\r\nd29y!!!ZHM=\r\n", "", FieldWordTokens(k, FieldSubject, "s")},
 		{"unknown charset", "Subject: s\r\nContent-Type: text/plain; charset=x-nonesuch\r\n\r\nrawtext\r\n", "", WordTokens(k, "rawtext")},
 		{"bad address header", "From: <<a@@b>>, \"unterminated <c@example.com>\r\n\r\nx\r\n", "", AddressTokens(k, FieldFrom, "c@example.com")},

@@ -677,4 +677,3 @@ func (b *budgetReader) Read(p []byte) (int, error) {
 	b.n -= int64(n)
 	return n, err
 }
-

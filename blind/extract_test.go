@@ -16,7 +16,9 @@ import (
 )
 
 // crlf turns a readable message literal into one with CRLF line ends.
-func crlf(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n") }
+func crlf(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
+}
 
 // extract runs one message through an extractor in one write.
 func extract(t testing.TB, k *Key, l Limits, f Fields, msg string, envFrom string, envTo ...string) Result {
