@@ -74,6 +74,9 @@ func New(index Index, open OpenManifest, log *slog.Logger) *Lister {
 // listed is left out, and so is one whose manifest fails authentication
 // (logged as an integrity failure); any other failure fails the page.
 func (l *Lister) List(ctx context.Context, q listing.Query) (listing.Page, error) {
+	if q.Q != "" {
+		return listing.Page{}, fmt.Errorf("archivelist: %w", listing.ErrNoSearch)
+	}
 	if q.Cursor != "" && !archive.ValidCursor(q.Cursor) {
 		return listing.Page{}, fmt.Errorf("archivelist: %w", listing.ErrBadCursor)
 	}

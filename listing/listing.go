@@ -33,6 +33,11 @@ type Query struct {
 	// Cursor is the NextCursor of the page before, "" for the first page.
 	// Its format is the implementation's: it is opaque to the caller.
 	Cursor string
+	// Q is a search in the query language (package searchquery), "" for
+	// none. An implementation that cannot search answers ErrNoSearch; a
+	// query that does not parse, or would cost too much, is an error that
+	// wraps ErrBadQuery and says what is wrong and where.
+	Q string
 }
 
 // Page is one page of a listing.
@@ -43,6 +48,11 @@ type Page struct {
 	// vanished or failed authentication is left out) and still have a next
 	// page.
 	NextCursor string
+	// Count is how many messages match in all, counted up to a cap
+	// (CountCapped then says there may be more); both are zero when the
+	// implementation does not count.
+	Count       int
+	CountCapped bool
 }
 
 // Message is what a listing shows of one message: its envelope and the
@@ -115,3 +125,12 @@ func cut(s string, n int) string {
 // ErrBadCursor is wrapped by the error of a listing whose Query.Cursor the
 // implementation did not issue: the client's mistake, not a failure.
 var ErrBadCursor = errors.New("listing: malformed cursor")
+
+// ErrBadQuery is wrapped by the error of a listing whose Query.Q is
+// malformed or too expensive: the client's mistake (HTTP 400), and the
+// error's text says what is wrong, for the client.
+var ErrBadQuery = errors.New("listing: bad query")
+
+// ErrNoSearch is the error of a listing asked to search (Query.Q) by an
+// implementation that cannot (the archive's own index).
+var ErrNoSearch = errors.New("listing: search needs the catalog")
