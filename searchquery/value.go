@@ -61,6 +61,10 @@ func operatorValue(kind opKind, name, val string, now time.Time) (Node, string) 
 // a Date that is not midnight renders as, so canonical queries re-parse).
 func parseDay(name, val string) (time.Time, string) {
 	bad := fmt.Sprintf("%s: wants a day as YYYY-MM-DD or YYYY/MM/DD, not %q", name, val)
+	badYear := fmt.Sprintf("%s: the year must be within %d..%d", name, MinYear, MaxYear)
+	if year, _, ok := strings.Cut(strings.ReplaceAll(val, "/", "-"), "-"); ok && allDigits(year) && len(year) != 4 {
+		return time.Time{}, badYear + ", not " + year
+	}
 	if strings.ContainsAny(val, "Tt") {
 		t, err := time.Parse(time.RFC3339Nano, val)
 		if err != nil {
@@ -68,7 +72,7 @@ func parseDay(name, val string) (time.Time, string) {
 		}
 		t = t.UTC()
 		if t.Before(minTime) || t.After(maxTime) {
-			return time.Time{}, fmt.Sprintf("%s: the year must be within %d..%d", name, MinYear, MaxYear)
+			return time.Time{}, badYear + " (in UTC)"
 		}
 		return t, ""
 	}
@@ -81,14 +85,11 @@ func parseDay(name, val string) (time.Time, string) {
 		len(parts[1]) > 2 || len(parts[2]) > 2 {
 		return time.Time{}, bad
 	}
-	if len(parts[0]) != 4 {
-		return time.Time{}, fmt.Sprintf("%s: the year must be within %d..%d, not %s", name, MinYear, MaxYear, parts[0])
-	}
 	y, _ := strconv.Atoi(parts[0])
 	m, _ := strconv.Atoi(parts[1])
 	d, _ := strconv.Atoi(parts[2])
-	if y < MinYear {
-		return time.Time{}, fmt.Sprintf("%s: the year must be within %d..%d, not %s", name, MinYear, MaxYear, parts[0])
+	if len(parts[0]) != 4 || y < MinYear {
+		return time.Time{}, badYear + ", not " + parts[0]
 	}
 	t := time.Date(y, time.Month(m), d, 0, 0, 0, 0, time.UTC)
 	if m < 1 || m > 12 || t.Day() != d {
@@ -123,7 +124,7 @@ func parseAge(name, val string, now time.Time) (time.Time, string) {
 	}
 	n, err := strconv.ParseUint(digits, 10, 64)
 	if err != nil || n > limit {
-		return time.Time{}, fmt.Sprintf("%s: an age of at most %d years (%d%c)", name, MaxAgeYears, limit, unit)
+		return time.Time{}, fmt.Sprintf("%s: the age must be at most %d years (%d%c)", name, MaxAgeYears, limit, unit)
 	}
 	k := int(n)
 	var t time.Time
@@ -168,7 +169,7 @@ func parseSize(name, val string) (int64, string) {
 	}
 	n, err := strconv.ParseInt(digits, 10, 64)
 	if err != nil || n > MaxSizeBytes/mult {
-		return 0, fmt.Sprintf("%s: a size of at most %d bytes (1024G)", name, int64(MaxSizeBytes))
+		return 0, fmt.Sprintf("%s: the size must be at most %d bytes (1024G)", name, int64(MaxSizeBytes))
 	}
 	return n * mult, ""
 }
