@@ -36,7 +36,7 @@ const (
 	caseEnd = "===="
 )
 
-func readGolden(t *testing.T, path string) []goldenCase {
+func readGolden(t testing.TB, path string) []goldenCase {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
