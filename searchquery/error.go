@@ -25,12 +25,17 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("searchquery: at byte %d (near %q): %s", e.Pos, e.Near, e.Msg)
 }
 
-// errorAt makes the Error for pos in q, with its excerpt cut on rune
-// boundaries where the query has them.
+// errorAt makes the Error for pos in q, with its excerpt cut on a rune
+// boundary where the query has one near the cut (invalid UTF-8 may have
+// none; %q in Error escapes it).
 func errorAt(q string, pos int, msg string) *Error {
 	end := min(pos+nearBytes, len(q))
-	for end > pos && end < len(q) && !utf8.RuneStart(q[end]) {
-		end--
+	cut := end
+	for cut > pos+1 && cut > end-utf8.UTFMax && cut < len(q) && !utf8.RuneStart(q[cut]) {
+		cut--
 	}
-	return &Error{Pos: pos, Msg: msg, Near: q[pos:end]}
+	if cut < len(q) && !utf8.RuneStart(q[cut]) {
+		cut = end
+	}
+	return &Error{Pos: pos, Msg: msg, Near: q[pos:cut]}
 }
