@@ -1,7 +1,3 @@
-// Package searchquery parses the search language — the operators people
-// already type into Gmail — into a tree. It owns the grammar, its bounds
-// and its error messages (each with the byte position of the problem); it
-// never knows how or where a query is run.
 package searchquery
 
 import "time"
