@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole mailvaultd test suite on a fresh Debian machine with Go:
 # installs what the real-component tests need (Postfix, swaks, gnupg,
-# smtp-source/smtp-sink, Chromium, systemd-analyze; MinIO built once into the
-# git-ignored .tools/), checks formatting and vet, then runs every test.
+# smtp-source/smtp-sink, PostgreSQL's server binaries, Chromium,
+# systemd-analyze; MinIO built once into the git-ignored .tools/), checks
+# formatting and vet, then runs every test. internal/pgtest runs its own
+# PostgreSQL servers from /usr/lib/postgresql/*/bin; the package's system
+# cluster is never used.
 #
 #   test/run.sh                 # everything
 #   test/run.sh ./smtpd/ ...    # only these packages
@@ -18,6 +21,7 @@ command -v postfix >/dev/null 2>&1 || [ -x /usr/sbin/postfix ] || missing+=(post
 [ -x /usr/sbin/smtp-source ] || missing+=(postfix)
 command -v swaks >/dev/null 2>&1 || missing+=(swaks)
 command -v gpg >/dev/null 2>&1 || missing+=(gnupg)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
