@@ -17,11 +17,12 @@ CREATE TABLE messages (
 CREATE INDEX messages_newest ON messages (received_at DESC, id);
 
 -- One posting per (token, message). The key lets a single-token search
--- scan newest first and stop at its LIMIT, and lets EXISTS checks be point
--- lookups (token, the candidate's received_at, its seq).
+-- scan newest first (a backward index scan: a PRIMARY KEY cannot be
+-- declared DESC here) and stop at its LIMIT, and lets EXISTS checks be
+-- point lookups (token, the candidate's received_at, its seq).
 CREATE TABLE postings (
     token       bigint NOT NULL,
     received_at bigint NOT NULL,
     msg         bigint NOT NULL,
-    PRIMARY KEY (token, received_at DESC, msg)
+    PRIMARY KEY (token, received_at, msg)
 );
