@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,40 +25,10 @@ import (
 	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
-// binDir holds the binary buildBinary builds; TestMain removes it.
-var binDir string
+func TestMain(m *testing.M) { os.Exit(testkit.RunWithBinary(m)) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mailvaultd-cmd-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
-
-// buildBinary builds mailvaultd once per test binary and returns its path.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(binDir, "mailvaultd")
-	buildOnce.Do(func() {
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bin
-}
+// buildBinary returns mailvaultd built once per test binary.
+func buildBinary(t *testing.T) string { return testkit.Binary(t) }
 
 type cliResult struct {
 	code           int

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // debianFile is a file that a Debian package installs.
@@ -125,23 +127,7 @@ func runInput(name, input string, args ...string) error {
 }
 
 // repoRoot is the directory holding go.mod, above this package.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("e2e: no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+func repoRoot(t testing.TB) string { return testkit.RepoRoot(t) }
 
 // repoFile reads a file of the repository by its path from the root.
 func repoFile(t testing.TB, rel string) string {

@@ -20,29 +20,10 @@ import (
 	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
-// binDir holds the mailvaultd binary built once per test run (TestMain
-// removes it).
-var binDir string
+func TestMain(m *testing.M) { os.Exit(testkit.RunWithBinary(m)) }
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "mailvaultd-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-var (
-	buildOnce sync.Once
-	buildErr  error
-)
-
-// mailvaultdBinary builds ./cmd/mailvaultd once (or returns
-// $MAILVAULTD_E2E_BIN).
+// mailvaultdBinary returns ./cmd/mailvaultd built once per test binary, or
+// $MAILVAULTD_E2E_BIN.
 func mailvaultdBinary(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv("MAILVAULTD_E2E_BIN"); p != "" {
@@ -51,18 +32,7 @@ func mailvaultdBinary(t testing.TB) string {
 		}
 		return p
 	}
-	bin := filepath.Join(binDir, "mailvaultd")
-	buildOnce.Do(func() {
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/mailvaultd")
-		cmd.Dir = repoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/mailvaultd: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("e2e: %v", buildErr)
-	}
-	return bin
+	return testkit.Binary(t)
 }
 
 // daemon is a mailvaultd run as a subprocess with a config file of its own.
