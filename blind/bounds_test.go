@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/metrics"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
+
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // bombMessage nests depth multiparts, each holding width text parts
@@ -233,44 +231,11 @@ func (m *bigMessage) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// peakHeap samples the live heap while f runs and returns its peak growth
-// over the heap before f (as smtpd/memory_test.go measures it).
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	base := read()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				if v := read(); v > peak.Load() {
-					peak.Store(v)
-				}
-			}
-		}
-	})
-	f()
-	close(stop)
-	wg.Wait()
-	if p := peak.Load(); p > base {
-		return p - base
-	}
-	return 0
-}
-
 func TestExtractMemory(t *testing.T) {
 	k := NewKey(testSecret())
 	run := func(size int64) (uint64, Result) {
 		var res Result
-		peak := peakHeap(func() {
+		peak := testkit.PeakHeap(func() {
 			x := NewExtractor(k, Limits{}, AllFields())
 			x.Envelope("a@example.com", []string{"b@example.com"})
 			buf := make([]byte, 32<<10)

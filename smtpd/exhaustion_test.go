@@ -448,7 +448,7 @@ func TestMIMEBombs(t *testing.T) {
 	relay := func(t *testing.T, m *bombReader) (string, uint64) {
 		t.Helper()
 		var id string
-		peak := peakHeap(func() {
+		peak := testkit.PeakHeap(func() {
 			c, err := smtp.Dial(e.addr)
 			if err != nil {
 				t.Fatal(err)

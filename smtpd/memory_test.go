@@ -3,14 +3,11 @@ package smtpd
 import (
 	"io"
 	"net"
-	"runtime"
-	"runtime/metrics"
-	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
 // messageReader generates a message of exactly size bytes without holding
@@ -58,41 +55,6 @@ func (m *messageReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// peakHeap samples the live heap while f runs and returns its peak growth
-// over the heap before f.
-func peakHeap(f func()) uint64 {
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
-	base := read()
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				if v := read(); v > peak.Load() {
-					peak.Store(v)
-				}
-			}
-		}
-	}()
-	f()
-	close(stop)
-	wg.Wait()
-	if p := peak.Load(); p > base {
-		return p - base
-	}
-	return 0
-}
-
 // TestMemoryDoesNotGrowWithMessageSize relays a 1 MB and a 100 MB message
 // through the whole pipeline (seal, archive, part map, next hop) and checks
 // that the peak heap is about the same.
@@ -101,7 +63,7 @@ func TestMemoryDoesNotGrowWithMessageSize(t *testing.T) {
 	// so the test measures mailvaultd, not the recorder.
 	e2 := newEnv(t, envOpts{maxBytes: 200 << 20, hopAddr: startDiscardHop(t)})
 	relay := func(size int64) uint64 {
-		return peakHeap(func() {
+		return testkit.PeakHeap(func() {
 			c, err := smtp.Dial(e2.addr)
 			if err != nil {
 				t.Fatal(err)
