@@ -82,7 +82,11 @@ func (c *Catalog) search(ctx context.Context, s Search, cur *cursor, limit int) 
 	}
 	var q query
 	q.add("SELECT m.id, m.received_at, m.size, m.flags, m.summary ")
-	p.from(&q)
+	hi := p.hi
+	if cur != nil {
+		hi = min(hi, cur.at) // the walk starts at the cursor
+	}
+	p.from(&q, hi)
 	if cur != nil {
 		q.add(" AND "+p.order+" <= ? AND ("+p.order+" < ? OR m.id > ?)", cur.at, cur.at, cur.id)
 	}
@@ -124,7 +128,7 @@ func (c *Catalog) search(ctx context.Context, s Search, cur *cursor, limit int) 
 	}
 	var cq query
 	cq.add("SELECT count(*) FROM (SELECT 1 ")
-	p.from(&cq)
+	p.from(&cq, p.hi)
 	p.filter(&cq)
 	cq.add(" LIMIT ?) x", CountCap+1)
 	var n int
@@ -253,16 +257,17 @@ func (c *Catalog) probe(ctx context.Context, t, lo, hi int64) (int, error) {
 }
 
 // from writes the FROM clause, the driver joined to its messages, and a
-// WHERE clause the caller extends with " AND …".
-func (p *plan) from(q *query) {
+// WHERE clause the caller extends with " AND …". The driver walks
+// [p.lo, hi].
+func (p *plan) from(q *query, hi int64) {
 	switch len(p.driver) {
 	case 0:
 		q.add("FROM messages m")
-		q.add(" WHERE m.received_at >= ? AND m.received_at <= ?", p.lo, p.hi)
+		q.add(" WHERE m.received_at >= ? AND m.received_at <= ?", p.lo, hi)
 		return
 	case 1:
 		q.add("FROM postings d JOIN messages m ON m.seq = d.msg")
-		q.add(" WHERE d.token = ? AND d.received_at >= ? AND d.received_at <= ?", p.driver[0], p.lo, p.hi)
+		q.add(" WHERE d.token = ? AND d.received_at >= ? AND d.received_at <= ?", p.driver[0], p.lo, hi)
 		return
 	}
 	// A union of posting lists, each message once: an arm skips the
@@ -272,7 +277,7 @@ func (p *plan) from(q *query) {
 		if i > 0 {
 			q.add(" UNION ALL ")
 		}
-		q.add("SELECT a.received_at, a.msg FROM postings a WHERE a.token = ? AND a.received_at >= ? AND a.received_at <= ?", t, p.lo, p.hi)
+		q.add("SELECT a.received_at, a.msg FROM postings a WHERE a.token = ? AND a.received_at >= ? AND a.received_at <= ?", t, p.lo, hi)
 		if i > 0 {
 			q.add(" AND NOT EXISTS (SELECT 1 FROM postings b WHERE b.token IN (")
 			for j, e := range p.driver[:i] {
