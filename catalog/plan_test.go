@@ -33,7 +33,7 @@ func TestSQLitePlans(t *testing.T) {
 		}
 		var q query
 		q.add("EXPLAIN QUERY PLAN SELECT m.id ")
-		p.from(&q, p.hi)
+		p.from(&q, p.hi, 0, false)
 		q.add(" AND "+p.order+" <= ? AND ("+p.order+" < ? OR m.id > ?)", 5, 5, "x")
 		p.filter(&q)
 		q.add(" ORDER BY "+p.order+" DESC, m.id LIMIT ?", 51)
