@@ -82,7 +82,15 @@ func (c *Catalog) search(ctx context.Context, s Search, cur *cursor, limit int) 
 	}
 	var q query
 	q.add("SELECT m.id, m.received_at, m.size, m.flags, m.summary ")
-	p.from(&q)
+	hi := p.hi
+	if cur != nil {
+		hi = min(hi, cur.at) // the walk starts at the cursor
+	}
+	top := 0
+	if len(p.rest) == 0 && p.parties == nil {
+		top = limit + 1
+	}
+	p.from(&q, hi, top, cur != nil)
 	if cur != nil {
 		q.add(" AND "+p.order+" <= ? AND ("+p.order+" < ? OR m.id > ?)", cur.at, cur.at, cur.id)
 	}
@@ -124,7 +132,7 @@ func (c *Catalog) search(ctx context.Context, s Search, cur *cursor, limit int) 
 	}
 	var cq query
 	cq.add("SELECT count(*) FROM (SELECT 1 ")
-	p.from(&cq)
+	p.from(&cq, p.hi, 0, false)
 	p.filter(&cq)
 	cq.add(" LIMIT ?) x", CountCap+1)
 	var n int
@@ -253,16 +261,19 @@ func (c *Catalog) probe(ctx context.Context, t, lo, hi int64) (int, error) {
 }
 
 // from writes the FROM clause, the driver joined to its messages, and a
-// WHERE clause the caller extends with " AND …".
-func (p *plan) from(q *query) {
+// WHERE clause the caller extends with " AND …". The driver walks
+// [p.lo, hi]; top > 0 says that only the newest top rows are wanted and
+// that no condition beyond the driver (and the cursor, if cursored)
+// applies.
+func (p *plan) from(q *query, hi int64, top int, cursored bool) {
 	switch len(p.driver) {
 	case 0:
 		q.add("FROM messages m")
-		q.add(" WHERE m.received_at >= ? AND m.received_at <= ?", p.lo, p.hi)
+		q.add(" WHERE m.received_at >= ? AND m.received_at <= ?", p.lo, hi)
 		return
 	case 1:
 		q.add("FROM postings d JOIN messages m ON m.seq = d.msg")
-		q.add(" WHERE d.token = ? AND d.received_at >= ? AND d.received_at <= ?", p.driver[0], p.lo, p.hi)
+		q.add(" WHERE d.token = ? AND d.received_at >= ? AND d.received_at <= ?", p.driver[0], p.lo, hi)
 		return
 	}
 	// A union of posting lists, each message once: an arm skips the
@@ -272,7 +283,23 @@ func (p *plan) from(q *query) {
 		if i > 0 {
 			q.add(" UNION ALL ")
 		}
-		q.add("SELECT a.received_at, a.msg FROM postings a WHERE a.token = ? AND a.received_at >= ? AND a.received_at <= ?", t, p.lo, p.hi)
+		q.add("SELECT a.received_at, a.msg FROM postings a WHERE a.token = ? AND a.received_at >= ? AND a.received_at <= ?", t, p.lo, hi)
+		if top > 0 {
+			// Only the newest top rows of the union are wanted and nothing
+			// else filters them: an arm's rows older than its own top-th
+			// newest posting cannot be among them (that arm alone has top
+			// newer ones), so each arm stops there, ties included, instead
+			// of the whole lists being sorted.
+			// With a cursor, rows at its own time may be ones already
+			// seen: count only those strictly older (all rows at the
+			// cursor's time stay in).
+			bhi := hi
+			if cursored && bhi > math.MinInt64 {
+				bhi--
+			}
+			q.add(" AND a.received_at >= COALESCE((SELECT c.received_at FROM postings c WHERE c.token = ? AND c.received_at >= ? AND c.received_at <= ? ORDER BY c.received_at DESC LIMIT 1 OFFSET ?), ?)",
+				t, p.lo, bhi, top-1, p.lo)
+		}
 		if i > 0 {
 			q.add(" AND NOT EXISTS (SELECT 1 FROM postings b WHERE b.token IN (")
 			for j, e := range p.driver[:i] {

@@ -2,6 +2,10 @@ package catalog_test
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"errors"
 	"testing"
 
@@ -80,5 +84,27 @@ func TestSummaryBoxSecretLength(t *testing.T) {
 		if _, err := catalog.NewSummaryBox(make([]byte, n)); err == nil {
 			t.Errorf("%d-byte secret accepted", n)
 		}
+	}
+}
+
+// TestSummaryFormat pins the format a summary is sealed in, independently of
+// SummaryBox: version byte 1, a 12-byte nonce, AES-256-GCM under
+// HKDF-SHA256(secret, no salt, "mailvaultd catalog summary key v1") with
+// AAD = version byte || id.
+func TestSummaryFormat(t *testing.T) {
+	secret := bytes.Repeat([]byte{7}, 32)
+	sealed := newBox(t, 7).Seal("id1", []byte("hello"))
+	key, err := hkdf.Key(sha256.New, secret, nil, "mailvaultd catalog summary key v1", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := aes.NewCipher(key)
+	g, _ := cipher.NewGCM(block)
+	if sealed[0] != 1 || len(sealed) != 1+12+5+16 {
+		t.Fatalf("sealed = %x: want version 1 and %d bytes", sealed, 1+12+5+16)
+	}
+	plain, err := g.Open(nil, sealed[1:13], sealed[13:], append([]byte{1}, "id1"...))
+	if err != nil || string(plain) != "hello" {
+		t.Errorf("open by the documented format: %q, %v", plain, err)
 	}
 }
