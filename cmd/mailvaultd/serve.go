@@ -68,8 +68,21 @@ func cmdServe(args []string, stderr io.Writer) int {
 			}
 		}()
 	}
+	// The milter (milter.listen), beside SMTP; nil when off.
+	msrv := a.MilterServer()
+	var milterLn net.Listener
+	if msrv != nil {
+		if milterLn, err = a.MilterListener(); err != nil {
+			smtpLn.Close()
+			a.Close()
+			return listenFailed(stderr, c, &listenError{key: "milter.listen", addr: c.Milter.Listen, err: err})
+		}
+	}
 	closeAll := func() {
 		smtpLn.Close()
+		if milterLn != nil {
+			milterLn.Close()
+		}
 		for _, hs := range httpServers {
 			hs.Close()
 		}
@@ -97,6 +110,10 @@ func cmdServe(args []string, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	smtpDone := make(chan error, 1)
 	go func() { smtpDone <- srv.Serve(smtpLn) }()
+	milterDone := make(chan error, 1)
+	if msrv != nil {
+		go func() { milterDone <- msrv.Serve(milterLn) }()
+	}
 
 	mode := "store-only"
 	if c.Forward.NextHop != "" {
@@ -104,7 +121,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 	}
 	log.Info("mailvaultd ready", "smtp", smtpLn.Addr().String(), "http", c.Retrieval.Listen,
 		"metrics", cmpOr(c.Retrieval.MetricsListen, c.Retrieval.Listen),
-		"mode", mode, "keys", c.Keys.Provider, "archive", c.Archive.Backend)
+		"milter", c.Milter.Listen, "mode", mode, "keys", c.Keys.Provider, "archive", c.Archive.Backend)
 	daemon.SdNotify(false, daemon.SdNotifyReady)
 	stopWatchdog := startWatchdog()
 	defer stopWatchdog()
@@ -113,6 +130,9 @@ func cmdServe(args []string, stderr io.Writer) int {
 		select {
 		case err := <-smtpDone:
 			log.Error("smtp server stopped", "err", err)
+			return exitFail
+		case err := <-milterDone:
+			log.Error("milter server stopped", "err", err)
 			return exitFail
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
@@ -128,6 +148,12 @@ func cmdServe(args []string, stderr io.Writer) int {
 			if err := srv.Shutdown(sctx); err != nil {
 				log.Warn("shutdown", "err", err)
 				drained = false
+			}
+			if msrv != nil {
+				if err := msrv.Shutdown(sctx); err != nil {
+					log.Warn("shutdown", "err", err)
+					drained = false
+				}
 			}
 			for _, hs := range httpServers {
 				if hs.Shutdown(sctx) != nil {

@@ -26,6 +26,7 @@ type Config struct {
 	Archive   Archive   `yaml:"archive"`
 	Retrieval Retrieval `yaml:"retrieval"`
 	OpenPGP   OpenPGP   `yaml:"openpgp"`
+	Milter    Milter    `yaml:"milter"`
 	Log       Log       `yaml:"log"`
 
 	// File is the path the configuration was loaded from ("" for the
@@ -49,6 +50,24 @@ type SMTP struct {
 	// is answered 554. The port has no authentication, so this is who can
 	// relay through the next hop and plant mail in any archive view.
 	Allow []string `yaml:"allow"`
+}
+
+// Milter configures the before-queue milter front end, beside or instead of
+// the content filter: Postfix hands each message to it while it receives the
+// message, and queues it once. The limits of smtp (max_message_bytes,
+// max_recipients) apply to it too.
+type Milter struct {
+	// Listen is "host:port" or "unix:/path/to/socket"; "" turns it off.
+	Listen string `yaml:"listen"`
+}
+
+// MilterNetwork splits milter.listen into the network and address to listen
+// on ("tcp" or "unix"); Validate has checked it.
+func (m Milter) MilterNetwork() (network, addr string) {
+	if p, ok := strings.CutPrefix(m.Listen, "unix:"); ok {
+		return "unix", p
+	}
+	return "tcp", m.Listen
 }
 
 // Forward configures re-injection into Postfix.
@@ -495,6 +514,11 @@ func (c *Config) Validate() error {
 	default:
 		return bad("openpgp.policy", "must be off, opportunistic or required (got %q)", c.OpenPGP.Policy)
 	}
+	if c.Milter.Listen != "" {
+		if err := c.validateMilter(); err != nil {
+			return err
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -504,6 +528,37 @@ func (c *Config) Validate() error {
 	case "text", "json":
 	default:
 		return bad("log.format", "must be text or json (got %q)", c.Log.Format)
+	}
+	return nil
+}
+
+// validateMilter checks milter.listen and the settings that cannot go with it.
+func (c *Config) validateMilter() error {
+	bad := func(format string, args ...any) error {
+		return &Error{File: c.File, Key: "milter.listen", Reason: fmt.Sprintf(format, args...)}
+	}
+	network, addr := c.Milter.MilterNetwork()
+	switch network {
+	case "unix":
+		if addr == "" || !filepath.IsAbs(addr) {
+			return bad("a unix socket needs an absolute path, like unix:/run/mailvaultd/milter.sock (got %q)", c.Milter.Listen)
+		}
+	default:
+		if err := checkAddr(addr); err != nil {
+			return bad("%v (or unix:/path/to/socket)", err)
+		}
+		for key, other := range map[string]string{"smtp.listen": c.SMTP.Listen, "retrieval.listen": c.Retrieval.Listen,
+			"retrieval.metrics_listen": c.Retrieval.MetricsListen} {
+			if addr == other {
+				return bad("is %s too: each listener needs its own address", key)
+			}
+		}
+	}
+	// A milter sees the message before Postfix queues it and cannot hand
+	// Postfix a PGP/MIME replacement yet: rather than forward plaintext
+	// that the policy says must be encrypted, refuse the combination.
+	if p := c.OpenPGP.Policy; p != "" && p != "off" {
+		return bad("cannot be used with openpgp.policy: %s (the milter does not encrypt for recipients); set openpgp.policy: off or milter.listen: \"\"", p)
 	}
 	return nil
 }

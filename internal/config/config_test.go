@@ -71,6 +71,10 @@ func TestErrorsNameFileKeyAndReason(t *testing.T) {
 		{"bad metrics address", "retrieval: { metrics_listen: \"9090\" }\n", "retrieval.metrics_listen", "host:port", 0},
 		{"metrics on the api address", "retrieval: { metrics_listen: \"127.0.0.1:8026\" }\n", "retrieval.metrics_listen", "another listener", 0},
 		{"metrics on the smtp address", "retrieval: { metrics_listen: \"127.0.0.1:10025\" }\n", "retrieval.metrics_listen", "another listener", 0},
+		{"bad milter address", "milter: { listen: \"10027\" }\n", "milter.listen", "host:port", 0},
+		{"relative milter socket", "milter: { listen: \"unix:milter.sock\" }\n", "milter.listen", "absolute path", 0},
+		{"milter on the smtp address", "milter: { listen: \"127.0.0.1:10025\" }\n", "milter.listen", "smtp.listen too", 0},
+		{"milter with openpgp", "forward: { next_hop: \"127.0.0.1:10026\" }\nopenpgp: { policy: required, keyring: /k.asc }\nmilter: { listen: \"127.0.0.1:10027\" }\n", "milter.listen", "openpgp.policy: required", 0},
 		{"bad trusted proxy", "retrieval: { audit_log: /a, trusted_proxies: [10.0.0.0/8, proxy.example] }\n", "retrieval.trusted_proxies", "CIDR", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,5 +163,24 @@ func TestTrustedProxies(t *testing.T) {
 	got := c.Retrieval.TrustedProxyPrefixes()
 	if len(got) != 3 || got[1].String() != "10.0.0.0/8" {
 		t.Errorf("parsed %v", got)
+	}
+}
+
+func TestMilterListen(t *testing.T) {
+	for _, tc := range []struct{ src, network, addr string }{
+		{"", "tcp", ""},
+		{"milter: { listen: \"127.0.0.1:10027\" }\n", "tcp", "127.0.0.1:10027"},
+		{"milter: { listen: \"unix:/run/mailvaultd/milter.sock\" }\n", "unix", "/run/mailvaultd/milter.sock"},
+	} {
+		c, err := Parse([]byte(tc.src), "/etc/mailvaultd/mailvaultd.yaml")
+		if err != nil {
+			t.Fatalf("%q: %v", tc.src, err)
+		}
+		if n, a := c.Milter.MilterNetwork(); n != tc.network || a != tc.addr {
+			t.Errorf("%q: got %s %q, want %s %q", tc.src, n, a, tc.network, tc.addr)
+		}
+		if c.SMTP.Listen == "" {
+			t.Errorf("%q: smtp.listen turned off by the milter", tc.src)
+		}
 	}
 }

@@ -62,6 +62,9 @@ type daemonConfig struct {
 	nextHop string            // forward.next_hop
 	s3      *miniotest.Server // the archive (archive.backend: s3)
 	bucket  string
+	milter  string // milter.listen; "" off
+	// maxMessageBytes, when not 0, replaces the shipped smtp.max_message_bytes.
+	maxMessageBytes int64
 }
 
 // newDaemon writes a config (testkit's, with every key written out; the
@@ -86,6 +89,10 @@ func newDaemon(t testing.TB, dir string, cfg daemonConfig) *daemon {
 	c.SMTP.MaxRecipients = prod.SMTP.MaxRecipients
 	c.SMTP.MaxSessions = prod.SMTP.MaxSessions
 	c.Forward.NextHop = cfg.nextHop
+	c.Milter.Listen = cfg.milter
+	if cfg.maxMessageBytes != 0 {
+		c.SMTP.MaxMessageBytes = cfg.maxMessageBytes
+	}
 	c.Keys.Local.Keyring = filepath.Join(dir, "keys", "keyring.json")
 	c.Archive.Backend = "s3"
 	c.Archive.S3.Bucket = cfg.bucket

@@ -27,7 +27,29 @@ const mailDomain = "example.test"
 const (
 	snippetFilterAddr   = "[127.0.0.1]:10025"
 	snippetReinjectAddr = "127.0.0.1:10026"
+	snippetMilterAddr   = "inet:127.0.0.1:10027"
 )
+
+// milterSnippet is the commented milter alternative of
+// configs/postfix-main.cf.snippet (its "#milter: " lines), uncommented.
+func milterSnippet(t testing.TB) map[string]string {
+	t.Helper()
+	var lines []string
+	for _, l := range strings.Split(repoFile(t, "configs/postfix-main.cf.snippet"), "\n") {
+		if rest, ok := strings.CutPrefix(l, "#milter: "); ok {
+			lines = append(lines, rest)
+		}
+	}
+	c := parsePostconf(t, strings.Join(lines, "\n"))
+	if len(c.keys) == 0 {
+		t.Fatal("e2e: configs/postfix-main.cf.snippet has no #milter: lines")
+	}
+	out := map[string]string{}
+	for _, k := range c.keys {
+		out[k] = c.vals[k]
+	}
+	return out
+}
 
 // postfix is one Postfix instance running from a temporary directory ($B in
 // test-env/postfix-notes.md), listening on loopback ports only.
@@ -47,6 +69,10 @@ type postfixConfig struct {
 	filter string
 	// mailboxes are the addresses (at mailDomain) that get a Maildir.
 	mailboxes []string
+	// milter, when set, is mailvaultd's milter.listen (host:port): Postfix
+	// runs it before queue with the snippet's commented milter settings,
+	// and without the content filter.
+	milter string
 }
 
 // startPostfix lays out and starts a Postfix instance under dir (which must
@@ -152,7 +178,7 @@ func (p *postfix) mainCF(cfg postfixConfig) string {
 	for _, k := range snippet.keys {
 		v := snippet.vals[k]
 		if k == "content_filter" {
-			if cfg.filter == "" {
+			if cfg.filter == "" || cfg.milter != "" {
 				v = ""
 			} else {
 				host, port, _ := net.SplitHostPort(cfg.filter)
@@ -160,6 +186,15 @@ func (p *postfix) mainCF(cfg postfixConfig) string {
 			}
 		}
 		c.set(k, v)
+	}
+
+	if cfg.milter != "" {
+		for k, v := range milterSnippet(t) {
+			if k == "smtpd_milters" || k == "non_smtpd_milters" {
+				v = mustReplace(t, "configs/postfix-main.cf.snippet", v, snippetMilterAddr, "inet:"+cfg.milter)
+			}
+			c.set(k, v)
+		}
 	}
 
 	// Fast retries, so deferred mail comes back in seconds, not minutes.
