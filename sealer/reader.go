@@ -180,12 +180,13 @@ type chunkReader struct {
 	s      *Sealed
 	ctx    context.Context
 	body   io.ReadCloser
-	next   int64     // next chunk to read
-	skip   int       // plaintext bytes to drop from the start of the next chunk
-	remain int64     // range bytes not yet moved into out
-	cb     *chunkBuf // pooled; one ciphertext chunk, decrypted in place; nil once closed
-	dirty  int       // bytes of cb ever written: what Close must clear
-	out    []byte    // authenticated plaintext not yet returned
+	next   int64           // next chunk to read
+	skip   int             // plaintext bytes to drop from the start of the next chunk
+	remain int64           // range bytes not yet moved into out
+	cb     *chunkBuf       // pooled; one ciphertext chunk, decrypted in place; nil once closed
+	dirty  int             // bytes of cb ever written: what Close must clear
+	out    []byte          // authenticated plaintext not yet returned
+	nonce  [nonceSize]byte // here, not on the stack: passed to the AEAD it would escape per chunk
 	err    error
 }
 
@@ -218,8 +219,8 @@ func (r *chunkReader) fill() error {
 	if _, err := io.ReadFull(r.body, ct); err != nil {
 		return sourceErr(err, chunkOffset(i))
 	}
-	nonce := chunkNonce(i, i == r.s.final)
-	pt, err := r.s.aead.Open(ct[:0], nonce[:], ct, nil)
+	r.nonce = chunkNonce(i, i == r.s.final)
+	pt, err := r.s.aead.Open(ct[:0], r.nonce[:], ct, nil)
 	if err != nil {
 		return ErrDecrypt
 	}

@@ -34,8 +34,11 @@ type Writer struct {
 	dirty   int   // bytes of cb ever written: what release must clear
 	counter int64 // index of the next chunk
 	size    int64 // plaintext bytes accepted
-	closed  bool
-	err     error
+	// nonce lives in the Writer because a local array passed to the AEAD
+	// interface escapes: one heap allocation per chunk.
+	nonce  [nonceSize]byte
+	closed bool
+	err    error
 }
 
 // NewWriter starts a sealed stream under dk. purpose ("message", "manifest")
@@ -115,8 +118,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 // seal encrypts plaintext (either buf itself, sealed in place, or a chunk of
 // the caller's p) into cb, writes it to dst and empties buf.
 func (w *Writer) seal(plaintext []byte, last bool) error {
-	nonce := chunkNonce(w.counter, last)
-	out := w.aead.Seal(w.cb[:0], nonce[:], plaintext, nil)
+	w.nonce = chunkNonce(w.counter, last)
+	out := w.aead.Seal(w.cb[:0], w.nonce[:], plaintext, nil)
 	w.dirty = max(w.dirty, len(out))
 	w.buf = w.cb[:0]
 	if _, err := w.dst.Write(out); err != nil {
