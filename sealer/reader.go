@@ -81,19 +81,20 @@ func Open(ctx context.Context, src RangeSource, objectSize int64, meta Metadata,
 	}
 	s := &Sealed{src: src, size: meta.PlaintextSize, final: chunkCount(meta.PlaintextSize) - 1}
 
-	var hdr, chunk []byte
+	// Header and final chunk share one pooled buffer: the chunk's plaintext
+	// is decrypted in place, checked and cleared with the buffer.
+	cb := getChunkBuf()
+	hdr := cb[:headerSize]
+	chunk := cb[headerSize : int64(headerSize)+chunkCipherLen(s.final, s.size)]
+	defer putChunkBuf(cb, headerSize+len(chunk))
 	if s.final == 0 {
-		buf := make([]byte, objectSize)
-		if err := readRange(ctx, src, 0, buf); err != nil {
+		if err := readRange(ctx, src, 0, cb[:objectSize]); err != nil {
 			return nil, err
 		}
-		hdr, chunk = buf[:headerSize], buf[headerSize:]
 	} else {
-		hdr = make([]byte, headerSize)
 		if err := readRange(ctx, src, 0, hdr); err != nil {
 			return nil, err
 		}
-		chunk = make([]byte, chunkCipherLen(s.final, s.size))
 		if err := readRange(ctx, src, chunkOffset(s.final), chunk); err != nil {
 			return nil, err
 		}
@@ -106,9 +107,7 @@ func Open(ctx context.Context, src RangeSource, objectSize int64, meta Metadata,
 		return nil, err
 	}
 	nonce := chunkNonce(s.final, true)
-	pt, err := aead.Open(chunk[:0], nonce[:], chunk, nil)
-	clear(pt)
-	if err != nil {
+	if _, err := aead.Open(chunk[:0], nonce[:], chunk, nil); err != nil {
 		return nil, ErrDecrypt
 	}
 	s.aead = aead
@@ -172,7 +171,7 @@ func (s *Sealed) NewReader(ctx context.Context, off, n int64) (io.ReadCloser, er
 		next:   first,
 		skip:   int(off - first*ChunkSize),
 		remain: n,
-		buf:    make([]byte, cipherChunkSize),
+		cb:     getChunkBuf(),
 	}, nil
 }
 
@@ -181,11 +180,13 @@ type chunkReader struct {
 	s      *Sealed
 	ctx    context.Context
 	body   io.ReadCloser
-	next   int64  // next chunk to read
-	skip   int    // plaintext bytes to drop from the start of the next chunk
-	remain int64  // range bytes not yet moved into out
-	buf    []byte // one ciphertext chunk, decrypted in place
-	out    []byte // authenticated plaintext not yet returned
+	next   int64           // next chunk to read
+	skip   int             // plaintext bytes to drop from the start of the next chunk
+	remain int64           // range bytes not yet moved into out
+	cb     *chunkBuf       // pooled; one ciphertext chunk, decrypted in place; nil once closed
+	dirty  int             // bytes of cb ever written: what Close must clear
+	out    []byte          // authenticated plaintext not yet returned
+	nonce  [nonceSize]byte // here, not on the stack: passed to the AEAD it would escape per chunk
 	err    error
 }
 
@@ -213,12 +214,13 @@ func (r *chunkReader) fill() error {
 		return err
 	}
 	i := r.next
-	ct := r.buf[:chunkCipherLen(i, r.s.size)]
+	ct := r.cb[:chunkCipherLen(i, r.s.size)]
+	r.dirty = max(r.dirty, len(ct))
 	if _, err := io.ReadFull(r.body, ct); err != nil {
 		return sourceErr(err, chunkOffset(i))
 	}
-	nonce := chunkNonce(i, i == r.s.final)
-	pt, err := r.s.aead.Open(ct[:0], nonce[:], ct, nil)
+	r.nonce = chunkNonce(i, i == r.s.final)
+	pt, err := r.s.aead.Open(ct[:0], r.nonce[:], ct, nil)
 	if err != nil {
 		return ErrDecrypt
 	}
@@ -233,13 +235,13 @@ func (r *chunkReader) fill() error {
 	return nil
 }
 
-// Close releases the source and clears the plaintext buffer.
+// Close releases the source and clears and returns the plaintext buffer.
 func (r *chunkReader) Close() error {
-	if r.buf == nil {
+	if r.cb == nil {
 		return nil
 	}
-	clear(r.buf)
-	r.buf, r.out = nil, nil
+	putChunkBuf(r.cb, r.dirty)
+	r.cb, r.out = nil, nil
 	if r.err == nil {
 		r.err = errors.New("sealer: read from a closed reader")
 	}

@@ -10,23 +10,35 @@ import (
 	"slices"
 )
 
-var errWriterClosed = errors.New("sealer: write to a closed Writer")
+var (
+	errWriterClosed  = errors.New("sealer: write to a closed Writer")
+	errWriterAborted = errors.New("sealer: Writer aborted")
+)
 
 // Writer seals a stream. It writes the header to dst at once, then a chunk
 // every ChunkSize bytes; Close writes the final chunk (it does not close dst).
 //
-// A Writer holds at most one chunk of plaintext. The first error writing to
-// dst is returned by every later call.
+// A Writer holds at most one chunk of plaintext, in a pooled buffer that it
+// clears and gives back on Close or Abort; a Writer dropped without either
+// leaves that buffer (and the plaintext in it) to the garbage collector. The
+// first error writing to dst is returned by every later call.
 type Writer struct {
-	dst     io.Writer
-	aead    cipher.AEAD // nil once closed
-	meta    Metadata
-	buf     []byte // pending plaintext, at most ChunkSize bytes
-	out     []byte // ciphertext scratch
-	counter int64  // index of the next chunk
-	size    int64  // plaintext bytes accepted
-	closed  bool
-	err     error
+	dst  io.Writer
+	aead cipher.AEAD // nil once closed
+	meta Metadata
+	// cb is the chunk buffer, nil once closed. Chunks are sealed in place:
+	// buf (pending plaintext, at most ChunkSize bytes) is a prefix of cb,
+	// and the ciphertext of each chunk is written over it.
+	cb      *chunkBuf
+	buf     []byte
+	dirty   int   // bytes of cb ever written: what release must clear
+	counter int64 // index of the next chunk
+	size    int64 // plaintext bytes accepted
+	// nonce lives in the Writer because a local array passed to the AEAD
+	// interface escapes: one heap allocation per chunk.
+	nonce  [nonceSize]byte
+	closed bool
+	err    error
 }
 
 // NewWriter starts a sealed stream under dk. purpose ("message", "manifest")
@@ -60,13 +72,8 @@ func newWriter(dst io.Writer, dk *DataKey, purpose string, random io.Reader) (*W
 	if _, err := dst.Write(hdr); err != nil {
 		return nil, fmt.Errorf("sealer: write header: %w", err)
 	}
-	return &Writer{
-		dst:  dst,
-		aead: aead,
-		meta: meta,
-		buf:  make([]byte, 0, ChunkSize),
-		out:  make([]byte, 0, cipherChunkSize),
-	}, nil
+	cb := getChunkBuf()
+	return &Writer{dst: dst, aead: aead, meta: meta, cb: cb, buf: cb[:0]}, nil
 }
 
 // Write buffers p and seals every chunk once the next byte after it is known
@@ -87,10 +94,10 @@ func (w *Writer) Write(p []byte) (int, error) {
 			if err := w.seal(w.buf, false); err != nil {
 				return n, err
 			}
-			w.buf = w.buf[:0]
 		}
 		if len(w.buf) == 0 && len(p) > ChunkSize {
-			// A whole chunk with more to come: seal it in place.
+			// A whole chunk with more to come: seal it straight from p,
+			// without copying it into the buffer first.
 			if err := w.seal(p[:ChunkSize], false); err != nil {
 				return n, err
 			}
@@ -108,10 +115,14 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// seal encrypts plaintext (either buf itself, sealed in place, or a chunk of
+// the caller's p) into cb, writes it to dst and empties buf.
 func (w *Writer) seal(plaintext []byte, last bool) error {
-	nonce := chunkNonce(w.counter, last)
-	w.out = w.aead.Seal(w.out[:0], nonce[:], plaintext, nil)
-	if _, err := w.dst.Write(w.out); err != nil {
+	w.nonce = chunkNonce(w.counter, last)
+	out := w.aead.Seal(w.cb[:0], w.nonce[:], plaintext, nil)
+	w.dirty = max(w.dirty, len(out))
+	w.buf = w.cb[:0]
+	if _, err := w.dst.Write(out); err != nil {
 		w.err = fmt.Errorf("sealer: write chunk %d: %w", w.counter, err)
 		return w.err
 	}
@@ -131,9 +142,30 @@ func (w *Writer) Close() error {
 		w.seal(w.buf, true) // sets w.err
 	}
 	w.meta.PlaintextSize = w.size
-	clear(w.buf[:cap(w.buf)])
-	w.buf, w.out, w.aead = nil, nil, nil
+	w.release()
 	return w.err
+}
+
+// Abort ends the stream without its final chunk (what was written to dst is
+// not a valid sealed object), clears the buffered plaintext and drops the
+// payload key. It does not close dst. Close after Abort reports the abort;
+// Abort after Close does nothing.
+func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	if w.err == nil {
+		w.err = errWriterAborted
+	}
+	w.meta.PlaintextSize = w.size
+	w.release()
+}
+
+// release clears and returns the chunk buffer and drops the payload cipher.
+func (w *Writer) release() {
+	putChunkBuf(w.cb, max(w.dirty, len(w.buf)))
+	w.cb, w.buf, w.aead = nil, nil, nil
 }
 
 // Metadata returns the metadata for the finished stream (valid after Close;
