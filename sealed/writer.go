@@ -146,6 +146,7 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
+	w.sw.Abort() // clears the buffered plaintext; nothing after a Close
 	w.dep.Abort()
 	w.clearKey()
 }
