@@ -21,8 +21,8 @@ import (
 	"github.com/mailvault/mailvaultd/ingest"
 	"github.com/mailvault/mailvaultd/internal/pgtest"
 	"github.com/mailvault/mailvaultd/listing"
-	"github.com/mailvault/mailvaultd/search"
 	"github.com/mailvault/mailvaultd/sealer"
+	"github.com/mailvault/mailvaultd/search"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
