@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mailvault/mailvaultd/access"
+	"github.com/mailvault/mailvaultd/internal/config"
 )
 
 // searchIDs runs `search -json QUERY` and returns the ids it prints.
@@ -91,6 +93,50 @@ func TestSearchAndCatalogCommands(t *testing.T) {
 		t.Fatalf("verify -repair: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if got := searchIDs(t, st, "capybara"); len(got) != 1 || got[0] != idA {
+		t.Fatalf("search after repair: %v", got)
+	}
+}
+
+// TestCatalogUnavailableMailStillArchived: a catalog that cannot be opened
+// at start does not stop the daemon or mail; /readyz fails, and `catalog
+// verify -repair` indexes what arrived meanwhile once the catalog can be
+// opened.
+func TestCatalogUnavailableMailStillArchived(t *testing.T) {
+	st := newSetup(t)
+	blocker := filepath.Join(st.dir, "not-a-directory")
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, st.dir, func(c *config.Config) {
+		c.SMTP.Listen, c.Retrieval.Listen = st.smtpAddr, st.httpAddr
+		c.Catalog.SQLite.Path = filepath.Join(blocker, "catalog.db")
+	})
+	d := startDaemon(t, st.bin, st.dir, "-config", st.cfg)
+	if !strings.Contains(d.logs.String(), "catalog unavailable") {
+		t.Fatalf("no log of the unavailable catalog:\n%s", d.logs.String())
+	}
+	id := sendOne(t, st.smtpAddr, []byte("From: a@example.test\r\nTo: bob@example.test\r\nSubject: okapi\r\n\r\nstill archived\r\n"))
+	resp, err := http.Get("http://" + st.httpAddr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz answered %d with the catalog unavailable", resp.StatusCode)
+	}
+	stopDaemon(t, d)
+	if r := runCLI(t, st.bin, st.dir, "get", id, "-config", st.cfg); r.code != 0 || !strings.Contains(r.stdout, "okapi") {
+		t.Fatalf("get: exit %d %s", r.code, r.stderr)
+	}
+
+	writeConfig(t, st.dir, func(c *config.Config) {
+		c.SMTP.Listen, c.Retrieval.Listen = st.smtpAddr, st.httpAddr
+	})
+	r := runCLI(t, st.bin, st.dir, "catalog", "verify", "-repair", "-config", st.cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "missing\t"+id) || !strings.Contains(r.stdout, "repaired") {
+		t.Fatalf("verify -repair: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := searchIDs(t, st, "okapi"); len(got) != 1 || got[0] != id {
 		t.Fatalf("search after repair: %v", got)
 	}
 }
