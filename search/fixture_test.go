@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/archive/fsstore"
 	"github.com/mailvault/mailvaultd/blind"
@@ -101,6 +103,7 @@ type fixture struct {
 	names   map[string]string // archive id -> corpus name
 	logs    *bytes.Buffer
 	open    func(t *testing.T) *catalog.Catalog
+	metrics *prometheus.Registry
 }
 
 type opener func(t *testing.T) *catalog.Catalog
@@ -151,7 +154,9 @@ func newFixture(t *testing.T, open opener) *fixture {
 	}
 	f.cat = &flakyCatalog{Catalog: open(t)}
 	logger := slog.New(slog.NewTextHandler(&syncWriter{w: f.logs}, nil))
-	f.indexer = search.NewIndexer(search.IndexerConfig{Catalog: f.cat, Keys: f.ckeys, Fields: blind.AllFields(), Logger: logger})
+	f.metrics = prometheus.NewRegistry()
+	f.indexer = search.NewIndexer(search.IndexerConfig{Catalog: f.cat, Keys: f.ckeys, Fields: blind.AllFields(), Logger: logger,
+		Metrics: f.metrics})
 	f.core = &ingest.Core{Vault: f.vault, Keys: kr, Logger: logger, Indexer: f.indexer}
 	f.lister = &search.Lister{Catalog: f.cat, Keys: f.ckeys, Logger: logger, Now: func() time.Time { return testNow }}
 	return f
@@ -211,4 +216,25 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	sort.Strings(s)
 	return s
+}
+
+// metric returns the value of the counter or gauge called name.
+func (f *fixture) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := f.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if c := m.GetCounter(); c != nil {
+			return c.GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -186,6 +186,9 @@ func TestCatalogDownMailStillArchived(t *testing.T) {
 	if q, _ := f.indexer.Pending(); q != 1 {
 		t.Fatalf("retry queue holds %d rows, want 1", q)
 	}
+	if n, q := f.metric(t, "mailvaultd_catalog_index_failures_total"), f.metric(t, "mailvaultd_catalog_retry_queue"); n != 1 || q != 1 {
+		t.Fatalf("failures counted %v, queue gauge %v; want 1 and 1", n, q)
+	}
 	if !strings.Contains(f.logs.String(), "not indexed at delivery") {
 		t.Fatalf("failure not logged:\n%s", f.logs)
 	}
@@ -199,7 +202,7 @@ func TestCatalogDownMailStillArchived(t *testing.T) {
 	if err := f.indexer.Retry(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if q, _ := f.indexer.Pending(); q != 0 {
+	if q, _ := f.indexer.Pending(); q != 0 || f.metric(t, "mailvaultd_catalog_retry_queue") != 0 {
 		t.Fatalf("retry queue holds %d rows after a retry", q)
 	}
 	if got := f.find(t, f.lister, listing.Query{All: true, Q: "xylophonist"}); !slices.Equal(got, []string{"lunch"}) {
