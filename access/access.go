@@ -47,6 +47,7 @@ const (
 	ActionRaw      = "raw"
 	ActionPart     = "part"
 	ActionView     = "view"   // the web page's message view (manifest and text body)
+	ActionSearch   = "search" // a catalog search; Query holds its text
 	ActionSignIn   = "signin" // a failed or throttled sign-in or token
 	// ActionDenials stands for Count unauthenticated requests from Remote
 	// that were not recorded one by one (retrieval bounds those per
@@ -78,6 +79,7 @@ type Event struct {
 	Remote    string    `json:"remote"`
 	Outcome   string    `json:"outcome"`
 	Count     int64     `json:"count,omitempty"` // ActionDenials only
+	Query     string    `json:"query,omitempty"` // ActionSearch (and a listing with q=) only
 }
 
 // MaxMailboxBytes bounds a mailbox address.

@@ -7,8 +7,9 @@
 //
 // ingest never listens, never speaks a protocol and never chooses a reply:
 // front ends translate, the core decides, stores store. It holds the
-// plaintext manifest of each delivery, so the readers of it (the catalog)
-// plug in here, through Core.OnCommit.
+// plaintext of each delivery, so its readers (the catalog) plug in here:
+// Core.Indexer sees the bytes as they stream and the manifest on commit,
+// Core.OnCommit the manifest alone.
 package ingest
 
 import (
@@ -95,6 +96,7 @@ type Core struct {
 	Logger     *slog.Logger
 	Now        func() time.Time // nil: time.Now
 	OnCommit   CommitHook       // nil: none
+	Indexer    Indexer          // nil: none
 }
 
 // copyBufSize is the unit in which a message is read and fanned out.
@@ -112,6 +114,7 @@ const headSniffWindow = 16 << 10
 func (c *Core) Deliver(ctx context.Context, env Envelope, r io.Reader, fwd Forwarder) (res Result, err error) {
 	res.Stages = make(map[string]time.Duration, 4)
 	var w *sealed.Writer
+	var ix *guardedIndex
 	defer func() {
 		if v := recover(); v != nil {
 			c.Logger.Error("panic in delivery", "id", res.ID, "panic", v, "stack", string(debug.Stack()))
@@ -125,6 +128,7 @@ func (c *Core) Deliver(ctx context.Context, env Envelope, r io.Reader, fwd Forwa
 				w.Abort() // a no-op once committed
 			}
 		}
+		ix.abort() // a no-op once committed
 	}()
 
 	start := c.now()
@@ -172,6 +176,9 @@ func (c *Core) Deliver(ctx context.Context, env Envelope, r io.Reader, fwd Forwa
 	fp := c.Vault.Fingerprint(aenv)
 	scan := partmap.NewScanner(c.MIMELimits)
 	head := &headSniffer{max: headSniffWindow}
+	if c.Indexer != nil {
+		ix = beginIndex(c.Indexer, env, res.ID, c.Logger)
+	}
 
 	// Fan the message out. Failures are told apart by the writer that
 	// failed, so each gets its own kind and log cause.
@@ -185,6 +192,7 @@ func (c *Core) Deliver(ctx context.Context, env Envelope, r io.Reader, fwd Forwa
 			fp.Write(chunk)
 			scan.Write(chunk)
 			head.Write(chunk)
+			ix.write(chunk)
 			if _, err := w.Write(chunk); err != nil {
 				return res, fail(StageStore, KindStore, err)
 			}
@@ -242,7 +250,9 @@ func (c *Core) Deliver(ctx context.Context, env Envelope, r io.Reader, fwd Forwa
 		}
 	}
 	if !dup {
-		c.committed(ctx, w.Manifest())
+		m := w.Manifest()
+		c.committed(ctx, m)
+		ix.commit(ctx, m, res)
 	}
 	return res, nil
 }

@@ -26,11 +26,12 @@ type Pipeline struct {
 	Metrics    *Metrics         // may be nil
 	Now        func() time.Time // nil: time.Now
 	OnCommit   ingest.CommitHook
+	Indexer    ingest.Indexer // the catalog's, or nil
 }
 
 func (p *Pipeline) core() *ingest.Core {
 	return &ingest.Core{Vault: p.Vault, Keys: p.Keys, MIMELimits: p.MIMELimits, Logger: p.Logger,
-		Now: p.Now, OnCommit: p.OnCommit}
+		Now: p.Now, OnCommit: p.OnCommit, Indexer: p.Indexer}
 }
 
 // dataReader is DATA as the core reads it: go-smtp's limit errors become

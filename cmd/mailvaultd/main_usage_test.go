@@ -15,6 +15,9 @@ const wantUsage = `usage:
   mailvaultd users list|remove [NAME] [-config FILE]
   mailvaultd get ID [-o FILE [-f]] [-config FILE]
   mailvaultd hold ID on|off [-config FILE]
+  mailvaultd search QUERY [-limit N] [-json] [-config FILE]
+  mailvaultd catalog rebuild [-workers N] [-force] [-config FILE]
+  mailvaultd catalog verify [-repair] [-config FILE]
   mailvaultd audit verify FILE
   mailvaultd version
 `
@@ -36,6 +39,9 @@ func TestRunDispatchesFromTheTable(t *testing.T) {
 		{args: []string{"keys", "spin"}, code: exitUsage, stderr: "usage: mailvaultd keys init|rotate [-config FILE]"},
 		{args: []string{"get"}, code: exitUsage, stderr: "usage: mailvaultd get ID"},
 		{args: []string{"hold", "x"}, code: exitUsage, stderr: "usage: mailvaultd hold ID on|off"},
+		{args: []string{"search"}, code: exitUsage, stderr: "usage: mailvaultd search QUERY"},
+		{args: []string{"catalog", "polish"}, code: exitUsage, stderr: "usage: mailvaultd catalog rebuild"},
+		{args: []string{"catalog", "verify", "-force"}, code: exitUsage, stderr: "usage: mailvaultd catalog rebuild"},
 		{args: []string{"audit"}, code: exitUsage, stderr: "usage: mailvaultd audit verify FILE"},
 		{args: []string{"check-config"}, code: exitUsage, stderr: "-config FILE is required"},
 		{args: []string{"serve", "-config", "/nonexistent/mailvaultd.yaml"}, code: exitConfig, stderr: "configuration error"},

@@ -12,9 +12,11 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/mailvault/mailvaultd/retrieval"
 	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
+	"github.com/mailvault/mailvaultd/search"
 	"github.com/mailvault/mailvaultd/usersfile"
 )
 
@@ -42,6 +45,13 @@ type App struct {
 	users   *usersfile.Users
 	audit   retrieval.Audit // an *auditlog.Log, or unusableAudit if it could not be opened
 	metrics *prometheus.Registry
+
+	// The catalog (catalog.go): keys for every App, the rest the daemon's.
+	catKeys     search.Keys
+	cat         *catalogHandle
+	indexer     *search.Indexer
+	stopCatalog context.CancelFunc
+	catDone     sync.WaitGroup
 }
 
 // Open opens what every command that reads or writes the archive needs: the
@@ -64,6 +74,9 @@ func Open(ctx context.Context, c *config.Config, log *slog.Logger) (a *App, err 
 		return nil, err
 	}
 	if a.store, err = openStore(ctx, c, log); err != nil {
+		return nil, err
+	}
+	if a.catKeys, err = search.NewKeys(secret); err != nil {
 		return nil, err
 	}
 	a.vault = archive.NewVault(a.store, secret) // the Vault owns secret now; Close clears it
@@ -111,10 +124,11 @@ func (a *App) ReadMessage(ctx context.Context, id string, w io.Writer) (int64, e
 // uses a any more (after the servers have stopped): the Vault cannot hash
 // after it.
 func (a *App) Close() error {
-	var err error
+	err := a.closeCatalog()
 	if l, ok := a.audit.(*auditlog.Log); ok {
-		err = l.Close()
+		err = errors.Join(err, l.Close())
 	}
+	a.catKeys.Clear()
 	a.vault.Close()
 	if err != nil {
 		return fmt.Errorf("app: close: %w", err)

@@ -15,12 +15,10 @@ import (
 	"golang.org/x/net/netutil"
 
 	"github.com/mailvault/mailvaultd/access"
-	"github.com/mailvault/mailvaultd/archivelist"
 	"github.com/mailvault/mailvaultd/auditlog"
 	"github.com/mailvault/mailvaultd/internal/config"
 	"github.com/mailvault/mailvaultd/pgpmime"
 	"github.com/mailvault/mailvaultd/retrieval"
-	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/smtpd"
 	"github.com/mailvault/mailvaultd/usersfile"
 )
@@ -67,6 +65,7 @@ func OpenDaemon(ctx context.Context, c *config.Config, log *slog.Logger) (a *App
 	}
 	a.metrics = prometheus.NewRegistry()
 	a.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a.startCatalog(ctx)
 	return a, nil
 }
 
@@ -83,7 +82,8 @@ func (a *App) mustBeDaemon(what string) {
 func (a *App) SMTPServer() *smtpd.Server {
 	a.mustBeDaemon("SMTPServer")
 	c := a.cfg
-	pipe := &smtpd.Pipeline{Vault: a.vault, Keys: a.keys, Logger: a.log, Metrics: smtpd.NewMetrics(a.metrics)}
+	pipe := &smtpd.Pipeline{Vault: a.vault, Keys: a.keys, Logger: a.log, Metrics: smtpd.NewMetrics(a.metrics),
+		Indexer: a.indexer}
 	var pgp *smtpd.OpenPGP
 	if a.pgp != nil {
 		pgp = &smtpd.OpenPGP{Policy: a.pgp.policy, Keys: a.pgp.p.Load, KeepSubject: c.OpenPGP.KeepSubject}
@@ -126,13 +126,12 @@ func (a *App) HTTPServer() *http.Server {
 	if a.cfg.Retrieval.MetricsListen == "" {
 		metrics = a.metricsHandler()
 	}
-	// No Options.Ready: /readyz pings the store and the key service itself,
-	// and a Ready that pinged them again doubled every probe's calls.
+	// Options.Ready pings the catalog only: /readyz pings the store and the
+	// key service itself, and pinging them again doubled every probe's calls.
 	h := retrieval.NewHandler(retrieval.Options{
 		Vault: a.vault, Keys: a.keys, Users: a.users, Audit: a.audit, Logger: a.log,
-		Lister: archivelist.New(a.vault, func(ctx context.Context, id string) (*sealed.Manifest, error) {
-			return sealed.OpenManifest(ctx, a.vault, a.keys, id)
-		}, a.log),
+		Lister:         a.catalogLister(),
+		Ready:          a.cat.Ping,
 		Metrics:        metrics,
 		TrustedProxies: a.cfg.Retrieval.TrustedProxyPrefixes(),
 	})

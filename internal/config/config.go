@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mailvault/mailvaultd/blind"
 )
 
 // Config is the whole configuration file.
@@ -25,6 +27,7 @@ type Config struct {
 	Keys      Keys      `yaml:"keys"`
 	Archive   Archive   `yaml:"archive"`
 	Retrieval Retrieval `yaml:"retrieval"`
+	Catalog   Catalog   `yaml:"catalog"`
 	OpenPGP   OpenPGP   `yaml:"openpgp"`
 	Milter    Milter    `yaml:"milter"`
 	Log       Log       `yaml:"log"`
@@ -144,6 +147,31 @@ func (r Retrieval) TrustedProxyPrefixes() []netip.Prefix {
 	return out
 }
 
+// Catalog configures the search index (package catalog): where it lives and
+// which groups of terms the delivery core feeds it.
+type Catalog struct {
+	Backend string `yaml:"backend"` // sqlite | postgres
+	SQLite  struct {
+		Path string `yaml:"path"`
+	} `yaml:"sqlite"`
+	Postgres struct {
+		DSN string `yaml:"dsn"`
+	} `yaml:"postgres"`
+	// Index lists the term groups indexed: addresses, subject, attachments,
+	// body (blind.ParseFields). Message-ID and the envelope parties are
+	// indexed whatever it says.
+	Index []string `yaml:"index"`
+}
+
+// IndexFields returns Index parsed (Validate has checked it).
+func (c Catalog) IndexFields() blind.Fields {
+	f, err := blind.ParseFields(c.Index)
+	if err != nil {
+		return blind.AllFields()
+	}
+	return f
+}
+
 // OpenPGP configures encryption for recipients on forwarding.
 type OpenPGP struct {
 	Keyring      string            `yaml:"keyring"`
@@ -211,6 +239,9 @@ func Default() *Config {
 		AuditLog:       "/var/log/mailvaultd/audit.jsonl",
 		MaxConnections: 64,
 	}
+	c.Catalog.Backend = "sqlite"
+	c.Catalog.SQLite.Path = "/var/lib/mailvaultd/catalog.db"
+	c.Catalog.Index = []string{"addresses", "subject", "attachments", "body"}
 	c.OpenPGP.Policy = "off"
 	c.Log = Log{Level: "info", Format: "text"}
 	return c
@@ -228,6 +259,7 @@ func Development() *Config {
 	c.Archive.FS.Dir = filepath.Join(DevDataDir, "archive")
 	c.Retrieval.UsersFile = filepath.Join(DevDataDir, "users.yaml")
 	c.Retrieval.AuditLog = filepath.Join(DevDataDir, "audit.jsonl")
+	c.Catalog.SQLite.Path = filepath.Join(DevDataDir, "catalog.db")
 	return c
 }
 
@@ -501,6 +533,21 @@ func (c *Config) Validate() error {
 		if _, err := netip.ParsePrefix(cidr); err != nil {
 			return bad("retrieval.trusted_proxies", "%q is not a network in CIDR form (e.g. 127.0.0.1/32, 10.0.0.0/8)", cidr)
 		}
+	}
+	switch c.Catalog.Backend {
+	case "sqlite":
+		if c.Catalog.SQLite.Path == "" {
+			return bad("catalog.sqlite.path", "is required with catalog.backend: sqlite")
+		}
+	case "postgres":
+		if c.Catalog.Postgres.DSN == "" {
+			return bad("catalog.postgres.dsn", "is required with catalog.backend: postgres")
+		}
+	default:
+		return bad("catalog.backend", "must be sqlite or postgres (got %q)", c.Catalog.Backend)
+	}
+	if _, err := blind.ParseFields(c.Catalog.Index); err != nil {
+		return bad("catalog.index", "%v", strings.TrimPrefix(err.Error(), "blind: "))
 	}
 	switch c.OpenPGP.Policy {
 	case "off", "":

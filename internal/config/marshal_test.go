@@ -36,6 +36,10 @@ func everyKeySet() *Config {
 	c.OpenPGP = OpenPGP{Keyring: "/etc/mv/pgp.asc", Policy: "required", KeepSubject: true,
 		Fingerprints: map[string]string{"bob@example.test": "0123456789ABCDEF0123456789ABCDEF01234567", "on": "off"}}
 	c.Log = Log{Level: "debug", Format: "json"}
+	c.Catalog.Backend = "postgres"
+	c.Catalog.SQLite.Path = "/srv/cat #1.db"
+	c.Catalog.Postgres.DSN = "postgres://mv:secret@127.0.0.1:5432/mv?sslmode=disable"
+	c.Catalog.Index = []string{"subject", "addresses"}
 	return c
 }
 

@@ -11,7 +11,7 @@ import (
 // Config returns the configuration of a test daemon that keeps everything
 // under dir: the production defaults, store-only (no next hop), a local
 // keyring at dir/keyring.json, an fs archive at dir/archive, the users file
-// and audit log beside them, and SMTP and HTTP on free loopback ports. A test
+// audit log and SQLite catalog beside them, and SMTP and HTTP on free loopback ports. A test
 // changes what it needs and writes it with WriteConfig.
 func Config(t testing.TB, dir string) *config.Config {
 	t.Helper()
@@ -24,6 +24,7 @@ func Config(t testing.TB, dir string) *config.Config {
 	c.Retrieval.Listen = FreeAddr(t)
 	c.Retrieval.UsersFile = filepath.Join(dir, "users.yaml")
 	c.Retrieval.AuditLog = filepath.Join(dir, "audit.jsonl")
+	c.Catalog.SQLite.Path = filepath.Join(dir, "catalog.db")
 	return c
 }
 
