@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mailvault/mailvaultd/internal/testkit"
+	"github.com/mailvault/mailvaultd/internal/memtest"
 )
 
 // bombMessage nests depth multiparts, each holding width text parts
@@ -235,7 +235,7 @@ func TestExtractMemory(t *testing.T) {
 	k := NewKey(testSecret())
 	run := func(size int64) (uint64, Result) {
 		var res Result
-		peak := testkit.PeakHeap(func() {
+		peak := memtest.PeakHeap(func() {
 			x := NewExtractor(k, Limits{}, AllFields())
 			x.Envelope("a@example.com", []string{"b@example.com"})
 			buf := make([]byte, 32<<10)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailvault/mailvaultd/internal/memtest"
 	"github.com/mailvault/mailvaultd/internal/testkit"
 )
 
@@ -448,7 +449,7 @@ func TestMIMEBombs(t *testing.T) {
 	relay := func(t *testing.T, m *bombReader) (string, uint64) {
 		t.Helper()
 		var id string
-		peak := testkit.PeakHeap(func() {
+		peak := memtest.PeakHeap(func() {
 			c, err := smtp.Dial(e.addr)
 			if err != nil {
 				t.Fatal(err)

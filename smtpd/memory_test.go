@@ -7,7 +7,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/mailvault/mailvaultd/internal/testkit"
+	"github.com/mailvault/mailvaultd/internal/memtest"
 )
 
 // messageReader generates a message of exactly size bytes without holding
@@ -63,7 +63,7 @@ func TestMemoryDoesNotGrowWithMessageSize(t *testing.T) {
 	// so the test measures mailvaultd, not the recorder.
 	e2 := newEnv(t, envOpts{maxBytes: 200 << 20, hopAddr: startDiscardHop(t)})
 	relay := func(size int64) uint64 {
-		return testkit.PeakHeap(func() {
+		return memtest.PeakHeap(func() {
 			c, err := smtp.Dial(e2.addr)
 			if err != nil {
 				t.Fatal(err)
