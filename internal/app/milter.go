@@ -20,7 +20,9 @@ func (a *App) MilterServer() *milter.Server {
 	if c.Milter.Listen == "" {
 		return nil
 	}
-	core := &ingest.Core{Vault: a.vault, Keys: a.keys, Logger: a.log}
+	// The same indexer as the SMTP front end: mail that comes in through the
+	// milter is searchable like the rest.
+	core := &ingest.Core{Vault: a.vault, Keys: a.keys, Logger: a.log, Indexer: a.indexer}
 	return milter.New(milter.Options{
 		MaxMessageBytes: c.SMTP.MaxMessageBytes,
 		MaxRecipients:   c.SMTP.MaxRecipients,
