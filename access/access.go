@@ -48,6 +48,8 @@ const (
 	ActionPart     = "part"
 	ActionView     = "view"   // the web page's message view (manifest and text body)
 	ActionSignIn   = "signin" // a failed or throttled sign-in or token
+	ActionExport   = "export"  // one message of an export (mbox or zip)
+	ActionRestore  = "restore" // a message re-sent to a mailbox
 	// ActionDenials stands for Count unauthenticated requests from Remote
 	// that were not recorded one by one (retrieval bounds those per
 	// address and minute).
@@ -74,6 +76,11 @@ type Event struct {
 	MessageID string    `json:"message_id,omitempty"`
 	Part      *int      `json:"part,omitempty"`
 	Mailbox   string    `json:"mailbox,omitempty"`
+	// Query is the search (listing.Query.Q) of a list or an export: the
+	// audit log then holds what a user searched for.
+	Query string `json:"query,omitempty"`
+	// To is where a restore re-sent the message.
+	To string `json:"to,omitempty"`
 	Bytes     int64     `json:"bytes"` // plaintext bytes served
 	Remote    string    `json:"remote"`
 	Outcome   string    `json:"outcome"`

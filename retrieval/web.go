@@ -285,7 +285,8 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 	ev := h.event(r, access.ActionList)
 	ev.User, ev.Role = p.name, p.role
 	v := r.URL.Query()
-	items, next, st, msg := h.list(ctx, p, v, &ev)
+	res, st, msg := h.list(ctx, p, v, &ev)
+	items, next := res.entries, res.next
 	if st != http.StatusOK {
 		h.render(w, st, "error.html", errorPage{User: userOf(p), Status: st, Message: msg})
 		return
