@@ -46,8 +46,8 @@ const (
 	ActionManifest = "manifest"
 	ActionRaw      = "raw"
 	ActionPart     = "part"
-	ActionView     = "view"   // the web page's message view (manifest and text body)
-	ActionSignIn   = "signin" // a failed or throttled sign-in or token
+	ActionView     = "view"    // the web page's message view (manifest and text body)
+	ActionSignIn   = "signin"  // a failed or throttled sign-in or token
 	ActionExport   = "export"  // one message of an export (mbox or zip)
 	ActionRestore  = "restore" // a message re-sent to a mailbox
 	// ActionDenials stands for Count unauthenticated requests from Remote
@@ -80,11 +80,11 @@ type Event struct {
 	// audit log then holds what a user searched for.
 	Query string `json:"query,omitempty"`
 	// To is where a restore re-sent the message.
-	To string `json:"to,omitempty"`
-	Bytes     int64     `json:"bytes"` // plaintext bytes served
-	Remote    string    `json:"remote"`
-	Outcome   string    `json:"outcome"`
-	Count     int64     `json:"count,omitempty"` // ActionDenials only
+	To      string `json:"to,omitempty"`
+	Bytes   int64  `json:"bytes"` // plaintext bytes served
+	Remote  string `json:"remote"`
+	Outcome string `json:"outcome"`
+	Count   int64  `json:"count,omitempty"` // ActionDenials only
 }
 
 // MaxMailboxBytes bounds a mailbox address.
