@@ -135,6 +135,7 @@ func (a *App) HTTPServer() *http.Server {
 		}, a.log),
 		Metrics:        metrics,
 		TrustedProxies: a.cfg.Retrieval.TrustedProxyPrefixes(),
+		Restorer:       a.Restorer(),
 	})
 	srv := retrieval.NewServer(a.cfg.Retrieval.Listen, h)
 	srv.IdleTimeout = min(srv.IdleTimeout, httpIdleTimeout)
