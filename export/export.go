@@ -112,15 +112,17 @@ var ErrNotReadable = errors.New("export: message not readable by the caller")
 
 // Each writes the messages ids into w, in order, and calls record once per
 // message with the plaintext bytes written and the error (nil: written
-// whole). may (nil: all) is checked again against each message's sealed
+// whole); an error from record (the audit log failed) ends the export. may (nil: all) is checked again against each message's sealed
 // envelope; a message it refuses, or one that has vanished since the
 // listing, is left out (record still hears of it). Any other error ends the
 // export: w then holds a partial archive, and the caller must not pass it
 // off as whole.
-func (s Source) Each(ctx context.Context, w *Writer, ids []string, may func(from string, to []string) bool, record func(id string, n int64, err error)) error {
+func (s Source) Each(ctx context.Context, w *Writer, ids []string, may func(from string, to []string) bool, record func(id string, n int64, err error) error) error {
 	for _, id := range ids {
 		n, err := s.one(ctx, w, id, may)
-		record(id, n, err)
+		if rerr := record(id, n, err); rerr != nil {
+			return fmt.Errorf("export: recording %s: %w", id, rerr)
+		}
 		switch {
 		case err == nil, errors.Is(err, ErrNotReadable), errors.Is(err, archive.ErrNotFound):
 		default:

@@ -82,7 +82,7 @@ func (h *handler) apiExport(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	ew := export.NewWriter(&deadlineWriter{w: w, rc: rc}, format)
 	src := export.Source{Vault: h.vault, Keys: h.keys}
-	err = src.Each(ctx, ew, ids, p.mayRead, func(id string, n int64, err error) {
+	err = src.Each(ctx, ew, ids, p.mayRead, func(id string, n int64, err error) error {
 		e := ev
 		e.MessageID = id
 		switch {
@@ -97,6 +97,8 @@ func (h *handler) apiExport(w http.ResponseWriter, r *http.Request) {
 			h.log.Error("retrieval: export broke off", "message_id", id, "user", p.name, "bytes", n, "err", err)
 			h.record(e, access.OutcomeError, n)
 		}
+		// No message is decrypted that cannot be recorded.
+		return h.audit.Err()
 	})
 	if err == nil {
 		err = ew.Close()
