@@ -184,6 +184,7 @@ func NewHandler(o Options) http.Handler {
 	m.HandleFunc("GET /messages/{id}", h.webMessage)
 	m.HandleFunc("POST /signin", h.webSignIn)
 	m.HandleFunc("POST /signout", h.webSignOut)
+	m.HandleFunc("POST /messages/{id}/restore", h.webRestore)
 	m.Handle("GET /static/", staticHandler())
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
