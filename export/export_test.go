@@ -3,11 +3,17 @@ package export
 import (
 	"archive/zip"
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/mailvault/mailvaultd/listing"
 )
 
 type msg struct {
@@ -117,6 +123,57 @@ func TestFormatOfFile(t *testing.T) {
 		got, err := FormatOfFile(name)
 		if got != want || (want == "") != (err != nil) {
 			t.Errorf("FormatOfFile(%q) = %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
+
+// pagedLister lists n messages, ids m0.., page by page; odd ones are bob's.
+type pagedLister struct{ n int }
+
+func (l pagedLister) List(_ context.Context, q listing.Query) (listing.Page, error) {
+	start := 0
+	if q.Cursor != "" {
+		start, _ = strconv.Atoi(q.Cursor)
+	}
+	var p listing.Page
+	for i := start; i < min(start+q.Limit, l.n); i++ {
+		to := "alice@example.com"
+		if i%2 == 1 {
+			to = "bob@example.com"
+		}
+		p.Messages = append(p.Messages, listing.Message{ID: fmt.Sprint("m", i), To: []string{to}})
+	}
+	if end := start + q.Limit; end < l.n {
+		p.NextCursor = strconv.Itoa(end)
+	}
+	return p, nil
+}
+
+// TestCollect pages through the whole listing, keeps what may allows and
+// refuses past max before returning any id.
+func TestCollect(t *testing.T) {
+	alice := func(_ string, to []string) bool { return to[0] == "alice@example.com" }
+	for _, tc := range []struct {
+		n, max  int
+		may     func(string, []string) bool
+		want    int
+		tooMany bool
+	}{
+		{n: 450, max: 1000, want: 450},
+		{n: 450, max: 1000, may: alice, want: 225},
+		{n: 450, max: 225, may: alice, want: 225},
+		{n: 450, max: 224, may: alice, tooMany: true},
+		{n: 0, max: 10, want: 0},
+	} {
+		ids, err := Collect(context.Background(), pagedLister{tc.n}, listing.Query{}, tc.max, tc.may)
+		if tc.tooMany {
+			if !errors.Is(err, ErrTooMany) || ids != nil {
+				t.Errorf("%+v: %d ids, %v; want ErrTooMany", tc, len(ids), err)
+			}
+			continue
+		}
+		if err != nil || len(ids) != tc.want {
+			t.Errorf("%+v: %d ids, %v; want %d", tc, len(ids), err, tc.want)
 		}
 	}
 }

@@ -130,6 +130,7 @@ type handler struct {
 //	GET  /                             web page: sign-in form or message list
 //	GET  /messages/{id}                web page: one message
 //	POST /signin, /signout             web page: session
+//	POST /messages/{id}/restore        web page: the restore button
 //	GET  /static/                      web page: style sheet
 //
 // and answers 404 for every other path, so it can be mounted as "/" beside,
