@@ -201,7 +201,7 @@ func TestRestoreRules(t *testing.T) {
 		call                        string // what the restorer got, "" for nothing
 	}{
 		{"default mailbox", "bob", bobs, "", "", nil, 200, bobs + " bob@example.com"},
-		{"own other mailbox", "bob", bobs, js, `{"to":"Bob+News@example.com"}`, nil, 200, bobs + " Bob+News@example.com"},
+		{"own other mailbox", "bob", bobs, js, `{"to":"Bob+News@example.com"}`, nil, 200, bobs + " bob+news@example.com"},
 		{"someone else's", "bob", bobs, js, `{"to":"alice@example.com"}`, nil, 403, ""},
 		{"not readable", "bob", alices, "", "", nil, 404, ""},
 		{"auditor anywhere", "auditor", alices, js, `{"to":"legal@example.net"}`, nil, 200, alices + " legal@example.net"},

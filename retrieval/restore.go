@@ -112,9 +112,12 @@ func (h *handler) restore(w http.ResponseWriter, r *http.Request, ev *access.Eve
 			return http.StatusForbidden, res, "you have no mailbox to restore to"
 		}
 		to = p.mailboxes[0]
-	case !p.hasMailbox(archive.NormalizeAddress(to)):
+	case access.ValidateMailbox(to) != nil || !p.hasMailbox(archive.NormalizeAddress(to)):
 		h.record(*ev, access.OutcomeDenied, 0)
 		return http.StatusForbidden, res, "to: a reader may restore only to their own mailboxes"
+	default:
+		// The mailbox as the users file has it, not as typed.
+		to = archive.NormalizeAddress(to)
 	}
 	ev.To = auditString(to)
 	if h.restorer == nil {
