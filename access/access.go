@@ -46,9 +46,11 @@ const (
 	ActionManifest = "manifest"
 	ActionRaw      = "raw"
 	ActionPart     = "part"
-	ActionView     = "view"   // the web page's message view (manifest and text body)
-	ActionSearch   = "search" // a catalog search; Query holds its text
-	ActionSignIn   = "signin" // a failed or throttled sign-in or token
+	ActionView     = "view"    // the web page's message view (manifest and text body)
+	ActionSearch   = "search"  // a catalog search; Query holds its text
+	ActionSignIn   = "signin"  // a failed or throttled sign-in or token
+	ActionExport   = "export"  // one message of an export (mbox or zip)
+	ActionRestore  = "restore" // a message re-sent to a mailbox
 	// ActionDenials stands for Count unauthenticated requests from Remote
 	// that were not recorded one by one (retrieval bounds those per
 	// address and minute).
@@ -75,11 +77,15 @@ type Event struct {
 	MessageID string    `json:"message_id,omitempty"`
 	Part      *int      `json:"part,omitempty"`
 	Mailbox   string    `json:"mailbox,omitempty"`
-	Bytes     int64     `json:"bytes"` // plaintext bytes served
-	Remote    string    `json:"remote"`
-	Outcome   string    `json:"outcome"`
-	Count     int64     `json:"count,omitempty"` // ActionDenials only
-	Query     string    `json:"query,omitempty"` // ActionSearch (and a listing with q=) only
+	// Query is the search (listing.Query.Q) of a list or an export: the
+	// audit log then holds what a user searched for.
+	Query string `json:"query,omitempty"`
+	// To is where a restore re-sent the message.
+	To      string `json:"to,omitempty"`
+	Bytes   int64  `json:"bytes"` // plaintext bytes served
+	Remote  string `json:"remote"`
+	Outcome string `json:"outcome"`
+	Count   int64  `json:"count,omitempty"` // ActionDenials only
 }
 
 // MaxMailboxBytes bounds a mailbox address.

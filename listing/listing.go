@@ -131,6 +131,11 @@ var ErrBadCursor = errors.New("listing: malformed cursor")
 // error's text says what is wrong, for the client.
 var ErrBadQuery = errors.New("listing: bad query")
 
+// ErrUnavailable is wrapped by the error of a listing whose source cannot
+// be reached just now (the catalog's database is down): the service's
+// failure, not the client's (HTTP 503).
+var ErrUnavailable = errors.New("listing: unavailable")
+
 // ErrNoSearch is the error of a listing asked to search (Query.Q) by an
 // implementation that cannot (the archive's own index).
 var ErrNoSearch = errors.New("listing: search needs the catalog")

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
@@ -41,9 +42,23 @@ type listItem struct {
 // maxCursorChars bounds a cursor before the lister sees it.
 const maxCursorChars = 512
 
+// MaxQueryBytes bounds a search (q) before the lister sees it; the whole
+// query also goes into the audit record.
+const MaxQueryBytes = 2 << 10
+
 type listResponse struct {
-	Messages   []listItem `json:"messages"`
-	NextCursor string     `json:"next_cursor"`
+	Messages    []listItem `json:"messages"`
+	NextCursor  string     `json:"next_cursor"`
+	Count       int        `json:"count"`
+	CountCapped bool       `json:"count_capped"`
+}
+
+// listResult is one page as list made it.
+type listResult struct {
+	entries     []listEntry
+	next        string
+	count       int
+	countCapped bool
 }
 
 // listEntry is a listed message with its JSON encoding, which sizes the
@@ -63,11 +78,12 @@ func (h *handler) apiList(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	entries, next, status, msg := h.list(ctx, p, r.URL.Query(), &ev)
+	res, status, msg := h.list(ctx, p, r.URL.Query(), &ev)
 	if status != http.StatusOK {
 		writeError(w, status, msg)
 		return
 	}
+	entries, next := res.entries, res.next
 	setCommonHeaders(w)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
@@ -83,7 +99,7 @@ func (h *handler) apiList(w http.ResponseWriter, r *http.Request) {
 	cur, _ := json.Marshal(next)
 	bw.WriteString(`],"next_cursor":`)
 	bw.Write(cur)
-	bw.WriteString("}\n")
+	fmt.Fprintf(bw, `,"count":%d,"count_capped":%t}`+"\n", res.count, res.countCapped)
 	if err := bw.Flush(); err != nil {
 		h.log.Info("retrieval: list response broke off", "user", p.name, "bytes", n, "err", err)
 		h.record(ev, access.OutcomeError, n)
@@ -98,35 +114,25 @@ func (h *handler) apiList(w http.ResponseWriter, r *http.Request) {
 // The entries' JSON adds up to at most the handler's maxList bytes: a page
 // that would pass it ends after the last entry that fits (at least one),
 // with a cursor that continues from there, if the lister gave one.
-func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *access.Event) ([]listEntry, string, int, string) {
+func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *access.Event) (listResult, int, string) {
 	ev.Mailbox = auditString(v.Get("mailbox"))
+	ev.Query = auditQuery(v.Get("q"))
 	q, err := h.parseListQuery(v)
 	if err != nil {
 		h.record(*ev, access.OutcomeBadRequest, 0)
-		return nil, "", http.StatusBadRequest, err.Error()
+		return listResult{}, http.StatusBadRequest, err.Error()
 	}
 	if !mailboxesFor(p, v.Get("mailbox"), &q) {
 		h.record(*ev, access.OutcomeDenied, 0)
-		return nil, "", http.StatusForbidden, "mailbox not permitted"
+		return listResult{}, http.StatusForbidden, "mailbox not permitted"
 	}
 	if err := h.audit.Err(); err != nil {
 		h.log.Error("retrieval: refusing to decrypt: the audit log is unusable", "err", err)
-		return nil, "", http.StatusServiceUnavailable, "unavailable"
+		return listResult{}, http.StatusServiceUnavailable, "unavailable"
 	}
 	page, err := h.lister.List(ctx, q)
-	switch {
-	case err == nil:
-	case errors.Is(err, listing.ErrBadCursor):
-		h.record(*ev, access.OutcomeBadRequest, 0)
-		return nil, "", http.StatusBadRequest, "cursor: malformed"
-	default:
-		status, msg := http.StatusInternalServerError, "internal error"
-		if ctx.Err() != nil {
-			status, msg = http.StatusServiceUnavailable, "unavailable"
-		}
-		h.log.Error("retrieval: listing failed", "user", p.name, "err", err)
-		h.record(*ev, access.OutcomeError, 0)
-		return nil, "", status, msg
+	if status, msg, failed := h.listFailed(ctx, p, ev, err); failed {
+		return listResult{}, status, msg
 	}
 	msgs := h.readableOnly(p, page.Messages)
 	entries := make([]listEntry, 0, len(msgs))
@@ -143,7 +149,7 @@ func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *acce
 		if err != nil {
 			h.log.Error("retrieval: encoding a listed message", "message_id", m.ID, "err", err)
 			h.record(*ev, access.OutcomeError, 0)
-			return nil, "", http.StatusInternalServerError, "internal error"
+			return listResult{}, http.StatusInternalServerError, "internal error"
 		}
 		if len(entries) > 0 && size+len(b) > h.maxList && msgs[i-1].Cursor != "" {
 			next = msgs[i-1].Cursor
@@ -152,7 +158,51 @@ func (h *handler) list(ctx context.Context, p *principal, v url.Values, ev *acce
 		size += len(b) + 1
 		entries = append(entries, listEntry{item: it, json: b})
 	}
-	return entries, next, http.StatusOK, ""
+	return listResult{entries: entries, next: next, count: page.Count, countCapped: page.CountCapped}, http.StatusOK, ""
+}
+
+// listFailed classifies a lister's error: the status and message for the
+// client, with ev recorded. failed is false if err is nil.
+func (h *handler) listFailed(ctx context.Context, p *principal, ev *access.Event, err error) (status int, msg string, failed bool) {
+	switch {
+	case err == nil:
+		return 0, "", false
+	case errors.Is(err, listing.ErrBadCursor):
+		h.record(*ev, access.OutcomeBadRequest, 0)
+		return http.StatusBadRequest, "cursor: malformed", true
+	case errors.Is(err, listing.ErrBadQuery):
+		// The error's text is the lister's account of what is wrong and
+		// where, written for the client.
+		h.record(*ev, access.OutcomeBadRequest, 0)
+		return http.StatusBadRequest, strings.TrimPrefix(err.Error(), listing.ErrBadQuery.Error()+": "), true
+	case errors.Is(err, listing.ErrNoSearch):
+		h.record(*ev, access.OutcomeBadRequest, 0)
+		return http.StatusNotImplemented, "search is not available: this vault has no catalog", true
+	case errors.Is(err, listing.ErrUnavailable):
+		h.log.Warn("retrieval: listing unavailable", "err", err)
+		h.record(*ev, access.OutcomeError, 0)
+		return http.StatusServiceUnavailable, "catalog unavailable, try again later", true
+	}
+	status, msg = http.StatusInternalServerError, "internal error"
+	if ctx.Err() != nil {
+		status, msg = http.StatusServiceUnavailable, "unavailable"
+	}
+	h.log.Error("retrieval: listing failed", "user", p.name, "err", err)
+	h.record(*ev, access.OutcomeError, 0)
+	return status, msg, true
+}
+
+// auditQuery is a search as the audit record holds it: whole up to
+// MaxQueryBytes (a longer one is refused, and recorded cut).
+func auditQuery(s string) string {
+	if len(s) > MaxQueryBytes {
+		s = s[:MaxQueryBytes]
+		for !utf8.ValidString(s) && len(s) > 0 {
+			s = s[:len(s)-1]
+		}
+		s += "…"
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 func nonNil[T any](s []T) []T {
@@ -184,7 +234,7 @@ func (h *handler) parseListQuery(v url.Values) (listing.Query, error) {
 	q := listing.Query{Limit: defaultPageSize}
 	for k, vs := range v {
 		switch k {
-		case "mailbox", "since", "until", "limit", "cursor":
+		case "mailbox", "since", "until", "limit", "cursor", "q":
 			if len(vs) > 1 {
 				return q, fmt.Errorf("%s given more than once", k)
 			}
@@ -218,6 +268,12 @@ func (h *handler) parseListQuery(v url.Values) (listing.Query, error) {
 	// The cursor's form is the lister's to check; its length is ours.
 	if q.Cursor = v.Get("cursor"); len(q.Cursor) > maxCursorChars {
 		return q, fmt.Errorf("cursor: too long")
+	}
+	// The query's syntax is the lister's to check; its length is ours.
+	if q.Q = strings.TrimSpace(v.Get("q")); len(q.Q) > MaxQueryBytes {
+		return q, fmt.Errorf("q: longer than %d bytes", MaxQueryBytes)
+	} else if !utf8.ValidString(q.Q) {
+		return q, fmt.Errorf("q: not UTF-8")
 	}
 	return q, nil
 }

@@ -1,6 +1,7 @@
 package retrieval
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/archive"
+	"github.com/mailvault/mailvaultd/export"
 	"github.com/mailvault/mailvaultd/listing"
 	"github.com/mailvault/mailvaultd/sealer"
 )
@@ -69,8 +71,10 @@ type Options struct {
 	Users  Users
 	Audit  Audit
 	Logger *slog.Logger
-	// Ready, if set, is an extra readiness check for /readyz.
-	Ready func(ctx context.Context) error
+	// Ready, if set, is an extra readiness check for /readyz, named
+	// ReadyName (default "ready") in the list of failing components.
+	Ready     func(ctx context.Context) error
+	ReadyName string
 	// MaxPageSize caps the limit of a listing (DefaultMaxPageSize if 0);
 	// a larger limit is lowered to it.
 	MaxPageSize int
@@ -86,27 +90,36 @@ type Options struct {
 	// MaxListBytes caps the JSON one list response carries
 	// (DefaultMaxListBytes if 0); see apiList.
 	MaxListBytes int
+	// MaxExportMessages caps the messages of one export
+	// (export.MaxMessages if 0); a larger export is refused with 413.
+	MaxExportMessages int
+	// Restorer, if set, re-sends archived messages (POST
+	// /v1/messages/{id}/restore); without it restore answers 501.
+	Restorer Restorer
 }
 
 // handler serves the API and the web page.
 type handler struct {
-	vault    *archive.Vault
-	keys     sealer.KeyProvider
-	lister   Lister
-	users    Users
-	audit    Audit
-	log      *slog.Logger
-	ready    func(ctx context.Context) error
-	maxPage  int
-	maxList  int
-	metrics  http.Handler
-	proxies  []netip.Prefix
-	mux      *http.ServeMux
-	throttle *signInThrottle
-	denials  *denialLimiter
-	sessions *sessionStore
-	pages    *template.Template
-	now      func() time.Time
+	vault     *archive.Vault
+	keys      sealer.KeyProvider
+	lister    Lister
+	users     Users
+	audit     Audit
+	log       *slog.Logger
+	ready     func(ctx context.Context) error
+	readyName string
+	maxPage   int
+	maxList   int
+	maxExport int
+	restorer  Restorer
+	metrics   http.Handler
+	proxies   []netip.Prefix
+	mux       *http.ServeMux
+	throttle  *signInThrottle
+	denials   *denialLimiter
+	sessions  *sessionStore
+	pages     *template.Template
+	now       func() time.Time
 }
 
 // NewHandler returns the HTTP handler of the retrieval service. It serves
@@ -115,10 +128,13 @@ type handler struct {
 //	GET  /v1/messages/{id}             manifest (JSON)
 //	GET  /v1/messages/{id}/raw         the message as received (message/rfc822)
 //	GET  /v1/messages/{id}/parts/{n}   part n, transfer-decoded
+//	POST /v1/messages/{id}/restore     re-send the message to a mailbox (JSON)
+//	GET  /v1/export                    the listing's messages as mbox or zip
 //	GET  /healthz, /readyz             liveness, readiness
 //	GET  /                             web page: sign-in form or message list
 //	GET  /messages/{id}                web page: one message
 //	POST /signin, /signout             web page: session
+//	POST /messages/{id}/restore        web page: the restore button
 //	GET  /static/                      web page: style sheet
 //
 // and answers 404 for every other path, so it can be mounted as "/" beside,
@@ -128,22 +144,25 @@ func NewHandler(o Options) http.Handler {
 		panic("retrieval: NewHandler needs Vault, Keys, Lister, Users and Audit")
 	}
 	h := &handler{
-		vault:    o.Vault,
-		keys:     o.Keys,
-		lister:   o.Lister,
-		users:    o.Users,
-		audit:    o.Audit,
-		log:      o.Logger,
-		ready:    o.Ready,
-		maxPage:  o.MaxPageSize,
-		maxList:  o.MaxListBytes,
-		metrics:  o.Metrics,
-		proxies:  o.TrustedProxies,
-		mux:      http.NewServeMux(),
-		throttle: newSignInThrottle(),
-		sessions: newSessionStore(),
-		pages:    parsePages(),
-		now:      time.Now,
+		vault:     o.Vault,
+		keys:      o.Keys,
+		lister:    o.Lister,
+		users:     o.Users,
+		audit:     o.Audit,
+		log:       o.Logger,
+		ready:     o.Ready,
+		readyName: cmp.Or(o.ReadyName, "ready"),
+		maxPage:   o.MaxPageSize,
+		maxList:   o.MaxListBytes,
+		maxExport: o.MaxExportMessages,
+		restorer:  o.Restorer,
+		metrics:   o.Metrics,
+		proxies:   o.TrustedProxies,
+		mux:       http.NewServeMux(),
+		throttle:  newSignInThrottle(),
+		sessions:  newSessionStore(),
+		pages:     parsePages(),
+		now:       time.Now,
 	}
 	if h.log == nil {
 		h.log = slog.Default()
@@ -151,6 +170,9 @@ func NewHandler(o Options) http.Handler {
 	h.denials = newDenialLimiter(h.write)
 	if h.maxPage <= 0 {
 		h.maxPage = DefaultMaxPageSize
+	}
+	if h.maxExport <= 0 {
+		h.maxExport = export.MaxMessages
 	}
 	if h.maxList <= 0 {
 		h.maxList = DefaultMaxListBytes
@@ -160,12 +182,15 @@ func NewHandler(o Options) http.Handler {
 	m.HandleFunc("GET /v1/messages/{id}", h.apiManifest)
 	m.HandleFunc("GET /v1/messages/{id}/raw", h.apiRaw)
 	m.HandleFunc("GET /v1/messages/{id}/parts/{n}", h.apiPart)
+	m.HandleFunc("POST /v1/messages/{id}/restore", h.apiRestore)
+	m.HandleFunc("GET /v1/export", h.apiExport)
 	m.HandleFunc("GET /healthz", h.healthz)
 	m.HandleFunc("GET /readyz", h.readyz)
 	m.HandleFunc("GET /{$}", h.webIndex)
 	m.HandleFunc("GET /messages/{id}", h.webMessage)
 	m.HandleFunc("POST /signin", h.webSignIn)
 	m.HandleFunc("POST /signout", h.webSignOut)
+	m.HandleFunc("POST /messages/{id}/restore", h.webRestore)
 	m.Handle("GET /static/", staticHandler())
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
@@ -467,7 +492,7 @@ func (h *handler) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	check("audit", h.audit.Err())
 	if h.ready != nil {
-		check("ready", h.ready(ctx))
+		check(h.readyName, h.ready(ctx))
 	}
 	if len(failing) > 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "failing": failing})

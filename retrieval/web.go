@@ -23,6 +23,7 @@ import (
 
 	"github.com/mailvault/mailvaultd/access"
 	"github.com/mailvault/mailvaultd/partmap"
+	"github.com/mailvault/mailvaultd/restore"
 )
 
 // The web page is server-rendered HTML with no script at all: a sign-in
@@ -235,12 +236,27 @@ type attachmentLink struct {
 }
 
 type listPage struct {
-	User      *pageUser
-	Mailbox   string
-	Since     string
-	Until     string
-	Messages  []listRow
-	NextQuery string
+	User        *pageUser
+	Mailbox     string
+	Since       string
+	Until       string
+	Q           string
+	Count       int
+	CountCapped bool
+	Error       string // a refused search, shown above the kept query
+	Messages    []listRow
+	NextQuery   string
+	ExportMbox  string // /v1/export of this listing
+	ExportZip   string
+}
+
+type restoredPage struct {
+	User    *pageUser
+	ID      string
+	To      string
+	OK      bool
+	Reply   restore.Reply
+	Message string
 }
 
 type messagePage struct {
@@ -285,12 +301,30 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 	ev := h.event(r, access.ActionList)
 	ev.User, ev.Role = p.name, p.role
 	v := r.URL.Query()
-	items, next, st, msg := h.list(ctx, p, v, &ev)
+	res, st, msg := h.list(ctx, p, v, &ev)
+	items, next := res.entries, res.next
+	page := listPage{User: userOf(p), Mailbox: v.Get("mailbox"), Since: v.Get("since"), Until: v.Get("until"), Q: v.Get("q"),
+		Count: res.count, CountCapped: res.countCapped}
+	if st == http.StatusBadRequest || st == http.StatusNotImplemented {
+		// A refused search: the page again, the query kept in the box.
+		page.Error = msg
+		h.render(w, st, "list.html", page)
+		return
+	}
 	if st != http.StatusOK {
 		h.render(w, st, "error.html", errorPage{User: userOf(p), Status: st, Message: msg})
 		return
 	}
-	page := listPage{User: userOf(p), Mailbox: v.Get("mailbox"), Since: v.Get("since"), Until: v.Get("until")}
+	xv := url.Values{}
+	for _, k := range []string{"mailbox", "since", "until", "q"} {
+		if s := v.Get(k); s != "" {
+			xv.Set(k, s)
+		}
+	}
+	xv.Set("format", "mbox")
+	page.ExportMbox = "/v1/export?" + xv.Encode()
+	xv.Set("format", "zip")
+	page.ExportZip = "/v1/export?" + xv.Encode()
 	for _, e := range items {
 		it := e.item
 		row := listRow{ID: it.ID, Date: it.ReceivedAt.UTC().Format("2006-01-02 15:04 UTC"), From: it.Header.From, Subject: it.Subject, Size: it.Size}
@@ -307,7 +341,7 @@ func (h *handler) webIndex(w http.ResponseWriter, r *http.Request) {
 	}
 	if next != "" {
 		nv := url.Values{"cursor": {next}}
-		for _, k := range []string{"mailbox", "since", "until", "limit"} {
+		for _, k := range []string{"mailbox", "since", "until", "limit", "q"} {
 			if s := v.Get(k); s != "" {
 				nv.Set(k, s)
 			}
@@ -472,6 +506,33 @@ func (h *handler) webSignIn(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: h.overTLS(r), SameSite: http.SameSiteStrictMode,
 	})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// webRestore is the message page's restore button: the same restore as the
+// API's, behind the same same-origin check as sign-out (with the
+// SameSite=Strict session cookie, a form on another site cannot post it).
+func (h *handler) webRestore(w http.ResponseWriter, r *http.Request) {
+	ev := h.event(r, access.ActionRestore)
+	if !sameOrigin(r) {
+		h.record(ev, access.OutcomeDenied, 0)
+		writeError(w, http.StatusForbidden, "forbidden")
+		return
+	}
+	if _, status := h.resolve(r); status != http.StatusOK {
+		ev.MessageID = auditString(r.PathValue("id"))
+		h.record(ev, outcomeOf(status), 0)
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	to := r.PostFormValue("to")
+	status, res, msg := h.restore(w, r, &ev, to, nil)
+	p, _ := h.resolve(r)
+	page := restoredPage{User: userOf(p), ID: r.PathValue("id"), To: res.To, OK: status == http.StatusOK, Reply: res.Reply, Message: msg}
+	if status == http.StatusNotFound {
+		page.Message = "There is no such message."
+	}
+	h.render(w, status, "restored.html", page)
 }
 
 func (h *handler) webSignOut(w http.ResponseWriter, r *http.Request) {

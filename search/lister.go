@@ -18,7 +18,7 @@ import (
 // ErrUnavailable is wrapped by a listing's error while the catalog cannot
 // be reached (not open yet, or down): the service's failure, not the
 // client's (HTTP 503).
-var ErrUnavailable = errors.New("search: catalog unavailable")
+var ErrUnavailable = fmt.Errorf("search: catalog %w", listing.ErrUnavailable)
 
 // Lister makes listings and searches from the catalog: the retrieval
 // Lister of a daemon with a catalog. It opens each row's sealed summary and

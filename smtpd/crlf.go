@@ -103,3 +103,13 @@ func (c *crlfWriter) Flush() error {
 	}
 	return nil
 }
+
+// NewCRLFWriter returns the forwarder's line-ending rewriter onto w, for
+// anything else that hands archived bytes to the next hop (package
+// restore). Flush writes what a trailing CR held back.
+func NewCRLFWriter(w io.Writer) interface {
+	io.Writer
+	Flush() error
+} {
+	return newCRLFWriter(w)
+}

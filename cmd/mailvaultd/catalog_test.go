@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -120,9 +121,27 @@ func TestCatalogUnavailableMailStillArchived(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"catalog"`) {
+		t.Fatalf("/readyz answered %d %s with the catalog unavailable; want 503 naming the catalog", resp.StatusCode, body)
+	}
+	// Listings need the catalog: 503 (the service's trouble), not 500.
+	r := runCLI(t, st.bin, st.dir, "users", "add", "carol", "-auditor", "-config", st.cfg)
+	if r.code != 0 {
+		t.Fatalf("users add: %s", r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	stopDaemon(t, d)
+	d = startDaemon(t, st.bin, st.dir, "-config", st.cfg) // reads the new users file
+	req, _ := http.NewRequest("GET", "http://"+st.httpAddr+"/v1/messages", nil)
+	req.Header.Set("Authorization", "Bearer "+lines[len(lines)-1])
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("/readyz answered %d with the catalog unavailable", resp.StatusCode)
+		t.Fatalf("a listing answered %d with the catalog unavailable, want 503", resp.StatusCode)
 	}
 	stopDaemon(t, d)
 	if r := runCLI(t, st.bin, st.dir, "get", id, "-config", st.cfg); r.code != 0 || !strings.Contains(r.stdout, "okapi") {
@@ -132,7 +151,7 @@ func TestCatalogUnavailableMailStillArchived(t *testing.T) {
 	writeConfig(t, st.dir, func(c *config.Config) {
 		c.SMTP.Listen, c.Retrieval.Listen = st.smtpAddr, st.httpAddr
 	})
-	r := runCLI(t, st.bin, st.dir, "catalog", "verify", "-repair", "-config", st.cfg)
+	r = runCLI(t, st.bin, st.dir, "catalog", "verify", "-repair", "-config", st.cfg)
 	if r.code != 0 || !strings.Contains(r.stdout, "missing\t"+id) || !strings.Contains(r.stdout, "repaired") {
 		t.Fatalf("verify -repair: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}

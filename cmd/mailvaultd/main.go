@@ -52,6 +52,7 @@ var commands = []command{
 		"users list|remove [NAME] [-config FILE]",
 	}, run: cmdUsers},
 	{name: "get", usage: []string{"get ID [-o FILE [-f]] [-config FILE]"}, run: cmdGet},
+	{name: "export", usage: []string{"export QUERY -o FILE.mbox|FILE.zip [-config FILE]"}, run: cmdExport},
 	{name: "hold", usage: []string{"hold ID on|off [-config FILE]"}, run: cmdHold},
 	{name: "search", usage: []string{"search QUERY [-limit N] [-json] [-config FILE]"}, run: cmdSearch},
 	{name: "catalog", usage: []string{"catalog rebuild [-workers N] [-force] [-config FILE]",

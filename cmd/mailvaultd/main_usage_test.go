@@ -14,6 +14,7 @@ const wantUsage = `usage:
   mailvaultd users add NAME -mailbox ADDR [-mailbox ADDR...] [-auditor] [-config FILE]
   mailvaultd users list|remove [NAME] [-config FILE]
   mailvaultd get ID [-o FILE [-f]] [-config FILE]
+  mailvaultd export QUERY -o FILE.mbox|FILE.zip [-config FILE]
   mailvaultd hold ID on|off [-config FILE]
   mailvaultd search QUERY [-limit N] [-json] [-config FILE]
   mailvaultd catalog rebuild [-workers N] [-force] [-config FILE]

@@ -132,8 +132,10 @@ func (a *App) HTTPServer() *http.Server {
 		Vault: a.vault, Keys: a.keys, Users: a.users, Audit: a.audit, Logger: a.log,
 		Lister:         a.catalogLister(),
 		Ready:          a.cat.Ping,
+		ReadyName:      "catalog",
 		Metrics:        metrics,
 		TrustedProxies: a.cfg.Retrieval.TrustedProxyPrefixes(),
+		Restorer:       a.Restorer(),
 	})
 	srv := retrieval.NewServer(a.cfg.Retrieval.Listen, h)
 	srv.IdleTimeout = min(srv.IdleTimeout, httpIdleTimeout)
