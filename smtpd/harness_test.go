@@ -26,6 +26,7 @@ import (
 	"github.com/mailvault/mailvaultd/internal/miniotest"
 	"github.com/mailvault/mailvaultd/internal/testkit"
 	"github.com/mailvault/mailvaultd/sealed"
+	"github.com/mailvault/mailvaultd/ingest"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/sealer/awskms"
 )
@@ -229,6 +230,7 @@ type envOpts struct {
 	hopAddr     string // overrides the recording hop
 	openpgp     *OpenPGP
 	s3kms       bool // archive to a real MinIO, keys from the KMS test double
+	indexer     func(dir string, kr *sealer.Keyring) ingest.Indexer // the catalog's, made in the env's directory; nil: none
 }
 
 func newEnv(t testing.TB, o envOpts) *testEnv {
@@ -291,7 +293,11 @@ func newEnv(t testing.TB, o envOpts) *testEnv {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(testkit.LockedWriter{Mu: e.logMu, W: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.srv = New(opts, &Pipeline{Vault: e.vault, Keys: e.keys, Logger: log})
+	p := &Pipeline{Vault: e.vault, Keys: e.keys, Logger: log}
+	if o.indexer != nil {
+		p.Indexer = o.indexer(dir, kr)
+	}
+	e.srv = New(opts, p)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
