@@ -142,7 +142,7 @@ func textMessage(n int64, size int) string {
 		x ^= x >> 7
 		x ^= x << 17
 		// skewed: the product of two uniform draws favours small indexes
-		i := int((x%uint64(len(benchWords))) * ((x >> 32) % uint64(len(benchWords))) / uint64(len(benchWords)))
+		i := int((x % uint64(len(benchWords))) * ((x >> 32) % uint64(len(benchWords))) / uint64(len(benchWords)))
 		w := benchWords[i]
 		if w == "archive" {
 			w = fmt.Sprintf("ref%d", x%100000) // a rare word now and then

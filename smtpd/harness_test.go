@@ -22,11 +22,11 @@ import (
 	"github.com/mailvault/mailvaultd/archive"
 	"github.com/mailvault/mailvaultd/archive/fsstore"
 	"github.com/mailvault/mailvaultd/archive/s3store"
+	"github.com/mailvault/mailvaultd/ingest"
 	"github.com/mailvault/mailvaultd/internal/kmstest"
 	"github.com/mailvault/mailvaultd/internal/miniotest"
 	"github.com/mailvault/mailvaultd/internal/testkit"
 	"github.com/mailvault/mailvaultd/sealed"
-	"github.com/mailvault/mailvaultd/ingest"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/sealer/awskms"
 )
@@ -229,7 +229,7 @@ type envOpts struct {
 	maxSessions int
 	hopAddr     string // overrides the recording hop
 	openpgp     *OpenPGP
-	s3kms       bool // archive to a real MinIO, keys from the KMS test double
+	s3kms       bool                                                // archive to a real MinIO, keys from the KMS test double
 	indexer     func(dir string, kr *sealer.Keyring) ingest.Indexer // the catalog's, made in the env's directory; nil: none
 }
 
