@@ -103,7 +103,9 @@ var sqliteDialect = dialect{
 		b.WriteByte(']')
 		return b.String()
 	},
-	bytes:       "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+	// Free pages (a dropped Loader staging table leaves many) are not
+	// the catalog's size.
+	bytes:       "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()",
 	postingsKey: "token, received_at DESC, msg",
 }
 
