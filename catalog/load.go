@@ -98,6 +98,14 @@ func (l *Loader) Finish(ctx context.Context) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("catalog: load: finish: %w", err)
 	}
+	if c.dialect.name == BackendPostgres {
+		// The planner's statistics predate the load until autovacuum
+		// comes round; without them it misjudges the postings' sizes
+		// (two words + a date range: 48 ms p50 at 100,000 rows).
+		if _, err := conn.ExecContext(ctx, "ANALYZE messages, postings"); err != nil {
+			return fmt.Errorf("catalog: load: finish: analyze: %w", err)
+		}
+	}
 	return nil
 }
 
