@@ -17,9 +17,8 @@ import (
 )
 
 // benchRows is the generated catalog's size: MAILVAULTD_CATALOG_BENCH_ROWS,
-// default 20,000. The figure is 1,000,000 rows, which the generator
-// cannot yet write in useful time (about 170 rows/s at 100,000 on SQLite;
-// see docs/BENCHMARKS.md).
+// default 20,000. The figure is 1,000,000 rows (generated through a
+// Loader; see docs/BENCHMARKS.md for its time).
 func benchRows(b *testing.B) int {
 	n := 20_000
 	if s := os.Getenv("MAILVAULTD_CATALOG_BENCH_ROWS"); s != "" {

@@ -81,6 +81,9 @@ type dialect struct {
 	tokenArg func([]int64) any
 	// bytes is the database's size on disk, if cheap.
 	bytes string
+	// postingsKey is the postings primary key's order, for a Loader's
+	// ORDER BY (an insert in key order touches each page once).
+	postingsKey string
 }
 
 var sqliteDialect = dialect{
@@ -100,15 +103,19 @@ var sqliteDialect = dialect{
 		b.WriteByte(']')
 		return b.String()
 	},
-	bytes: "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+	// Free pages (a dropped Loader staging table leaves many) are not
+	// the catalog's size.
+	bytes:       "SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()",
+	postingsKey: "token, received_at DESC, msg",
 }
 
 var postgresDialect = dialect{
-	name:     BackendPostgres,
-	rebind:   rebindDollar,
-	tokenSet: "(SELECT unnest(CAST(? AS bigint[])) AS t)",
-	tokenArg: func(ts []int64) any { return ts },
-	bytes:    "SELECT pg_total_relation_size('messages') + pg_total_relation_size('postings')",
+	name:        BackendPostgres,
+	rebind:      rebindDollar,
+	tokenSet:    "(SELECT unnest(CAST(? AS bigint[])) AS t)",
+	tokenArg:    func(ts []int64) any { return ts },
+	bytes:       "SELECT pg_total_relation_size('messages') + pg_total_relation_size('postings')",
+	postingsKey: "token, received_at, msg",
 }
 
 // rebindDollar numbers ?-placeholders as $1, $2, … The package's SQL has

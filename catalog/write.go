@@ -84,6 +84,12 @@ func (c *Catalog) PutBatch(ctx context.Context, rows []Row) error {
 	if len(rows) == 0 {
 		return nil
 	}
+	return c.putBatch(ctx, rows, false)
+}
+
+// putBatch writes validated rows in one transaction; staged sends their
+// postings to the Loader's staging table.
+func (c *Catalog) putBatch(ctx context.Context, rows []Row, staged bool) error {
 	unlock := c.lockWrites()
 	defer unlock()
 	tx, err := c.db.BeginTx(ctx, nil)
@@ -91,7 +97,7 @@ func (c *Catalog) PutBatch(ctx context.Context, rows []Row) error {
 		return fmt.Errorf("catalog: put: %w", err)
 	}
 	defer tx.Rollback()
-	w, err := c.prepareWriter(ctx, tx)
+	w, err := c.prepareWriter(ctx, tx, staged)
 	if err != nil {
 		return fmt.Errorf("catalog: put: %w", err)
 	}
@@ -112,11 +118,21 @@ type writer struct {
 	d                          dialect
 	lookup, delMsg, delPosting *sql.Stmt
 	insMsg, insPostings        *sql.Stmt
+	// delStaged is set for a Loader's writer, whose new postings go to the
+	// staging table: a row replaced within the load loses its staged
+	// postings there.
+	delStaged *sql.Stmt
 }
 
-func (c *Catalog) prepareWriter(ctx context.Context, tx *sql.Tx) (*writer, error) {
+// prepareWriter prepares a writer's statements in tx; staged writes new
+// postings to the Loader's staging table instead of postings.
+func (c *Catalog) prepareWriter(ctx context.Context, tx *sql.Tx, staged bool) (*writer, error) {
 	w := &writer{d: c.dialect}
-	for _, s := range []struct {
+	into := "postings"
+	if staged {
+		into = stagingTable
+	}
+	stmts := []struct {
 		stmt  **sql.Stmt
 		query string
 	}{
@@ -124,8 +140,15 @@ func (c *Catalog) prepareWriter(ctx context.Context, tx *sql.Tx) (*writer, error
 		{&w.delMsg, "DELETE FROM messages WHERE seq = ?"},
 		{&w.delPosting, "DELETE FROM postings WHERE received_at = ? AND msg = ? AND token IN " + c.dialect.tokenSet},
 		{&w.insMsg, "INSERT INTO messages (id, received_at, size, flags, summary, tokens) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq"},
-		{&w.insPostings, "INSERT INTO postings (token, received_at, msg) SELECT t, ?, ? FROM " + c.dialect.tokenSet + " AS s"},
-	} {
+		{&w.insPostings, "INSERT INTO " + into + " (token, received_at, msg) SELECT t, ?, ? FROM " + c.dialect.tokenSet + " AS s"},
+	}
+	if staged {
+		stmts = append(stmts, struct {
+			stmt  **sql.Stmt
+			query string
+		}{&w.delStaged, "DELETE FROM " + stagingTable + " WHERE msg = ?"})
+	}
+	for _, s := range stmts {
 		st, err := tx.PrepareContext(ctx, c.dialect.rebind(s.query))
 		if err != nil {
 			w.close()
@@ -137,7 +160,7 @@ func (c *Catalog) prepareWriter(ctx context.Context, tx *sql.Tx) (*writer, error
 }
 
 func (w *writer) close() {
-	for _, s := range []*sql.Stmt{w.lookup, w.delMsg, w.delPosting, w.insMsg, w.insPostings} {
+	for _, s := range []*sql.Stmt{w.lookup, w.delMsg, w.delPosting, w.insMsg, w.insPostings, w.delStaged} {
 		if s != nil {
 			s.Close()
 		}
@@ -159,6 +182,11 @@ func (w *writer) remove(ctx context.Context, id string) (found bool, err error) 
 	}
 	if old := unpackTokens(packed); len(old) > 0 {
 		if _, err := w.delPosting.ExecContext(ctx, at, seq, w.d.tokenArg(old)); err != nil {
+			return false, err
+		}
+	}
+	if w.delStaged != nil {
+		if _, err := w.delStaged.ExecContext(ctx, seq); err != nil {
 			return false, err
 		}
 	}
@@ -200,7 +228,7 @@ func (c *Catalog) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("catalog: delete %s: %w", id, err)
 	}
 	defer tx.Rollback()
-	w, err := c.prepareWriter(ctx, tx)
+	w, err := c.prepareWriter(ctx, tx, false)
 	if err != nil {
 		return fmt.Errorf("catalog: delete %s: %w", id, err)
 	}

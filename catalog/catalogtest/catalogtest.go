@@ -38,6 +38,8 @@ func Run(t *testing.T, open func(t *testing.T) *catalog.Catalog) {
 		{"PutIdempotent", testPutIdempotent},
 		{"PutBatchLastWins", testPutBatchLastWins},
 		{"PutInvalid", testPutInvalid},
+		{"Load", testLoad},
+		{"LoadRandomExprs", testLoadRandomExprs},
 		{"Delete", testDelete},
 		{"SetFlags", testSetFlags},
 		{"IDs", testIDs},
@@ -166,6 +168,77 @@ func testPutBatchLastWins(t *testing.T, c *catalog.Catalog) {
 	expectIDs(t, c, catalog.Search{Where: catalog.HasToken(tokA)}, "m2")
 	expectIDs(t, c, catalog.Search{Where: catalog.HasToken(tokB)}, "m1")
 	expectIDs(t, c, catalog.Search{}, "m1", "m2")
+}
+
+// load writes batches through a Loader and finishes it.
+func load(t *testing.T, c *catalog.Catalog, batches ...[]catalog.Row) {
+	t.Helper()
+	ctx := ctxFor(t)
+	l, err := c.Load(ctx)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, b := range batches {
+		if err := l.Put(ctx, b); err != nil {
+			t.Fatalf("Loader.Put: %v", err)
+		}
+	}
+	if err := l.Finish(ctx); err != nil {
+		t.Fatalf("Loader.Finish: %v", err)
+	}
+}
+
+func testLoad(t *testing.T, c *catalog.Catalog) {
+	ctx := ctxFor(t)
+	put(t, c, row("m0", 0, 10, 0, tokA))
+	load(t, c,
+		// m1 replaced within the batch.
+		[]catalog.Row{row("m1", 1, 10, 0, tokA), row("m2", 2, 10, 0, tokB), row("m1", 3, 10, 0, tokC)},
+		// m2 replaced across batches, m0 (written before the load) replaced.
+		[]catalog.Row{row("m2", 4, 10, 0, tokD), row("m0", 5, 10, 0, tokC, tokD)},
+		nil,
+	)
+	expectIDs(t, c, catalog.Search{Where: catalog.HasToken(tokA)})
+	expectIDs(t, c, catalog.Search{Where: catalog.HasToken(tokB)})
+	expectIDs(t, c, catalog.Search{Where: catalog.HasToken(tokC)}, "m0", "m1")
+	expectIDs(t, c, catalog.Search{Where: catalog.HasToken(tokD)}, "m0", "m2")
+	expectIDs(t, c, catalog.Search{}, "m0", "m2", "m1")
+	// A second load on top (the staging table is made again) and a plain
+	// Put afterwards both work.
+	load(t, c, []catalog.Row{row("m3", 6, 10, 0, tokA)})
+	put(t, c, row("m1", 7, 10, 0, tokB))
+	expectIDs(t, c, catalog.Search{Where: catalog.HasToken(tokA)}, "m3")
+	expectIDs(t, c, catalog.Search{Where: catalog.HasToken(tokB)}, "m1")
+	expectIDs(t, c, catalog.Search{Where: catalog.HasToken(tokC)}, "m0")
+	if st, err := c.Stats(ctx); err != nil || st.Rows != 4 {
+		t.Errorf("Stats = %+v, %v; want 4 rows", st, err)
+	}
+	l, err := c.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Put(ctx, []catalog.Row{{ID: "", ReceivedAt: t0}}); !errors.Is(err, catalog.ErrInvalidRow) {
+		t.Errorf("Loader.Put of an invalid row: %v, want ErrInvalidRow", err)
+	}
+	if err := l.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testLoadRandomExprs checks searches over a corpus written by a Loader (in
+// two batches, out of key order) against the model.
+func testLoadRandomExprs(t *testing.T, c *catalog.Catalog) {
+	rows := corpus()
+	half := len(rows) / 2
+	load(t, c, rows[half:], rows[:half])
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 60 {
+		s := catalog.Search{Where: randomExpr(r, 3), Limit: 1 + r.IntN(25)}
+		if r.IntN(2) == 1 {
+			s.Parties = []blind.Token{partyAl, partyCy}
+		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) { checkAgainstModel(t, c, rows, s) })
+	}
 }
 
 func testPutInvalid(t *testing.T, c *catalog.Catalog) {

@@ -17,7 +17,7 @@ const (
 	GenDomains    = 200    // their domains
 	GenVocabulary = 50_000 // distinct body and subject words
 	GenDays       = 90     // the span of receive times
-	genBatch      = 1000   // rows per PutBatch
+	genBatch      = 1000   // rows per Loader.Put
 )
 
 // GenStart is when a generated corpus's first message arrives.
@@ -70,7 +70,9 @@ func (c Corpus) Party(m int) blind.Token { return c.token(genParty, uint64(m)) }
 // End is just after the last message's receive time.
 func (c Corpus) End() time.Time { return GenStart.Add(GenDays * 24 * time.Hour) }
 
-// Generate writes n synthetic rows into cat through PutBatch, deterministic
+// Generate writes n synthetic rows into cat through a Loader (the bulk
+// path; PutBatch manages a few hundred rows a second once the postings
+// outgrow the page cache), deterministic
 // for a seed: received in order over GenDays days; a sender and one to
 // three recipients drawn Zipf from GenMailboxes mailboxes (party, address
 // and domain tokens); 3-8 subject words and 100-300 distinct body words
@@ -79,6 +81,10 @@ func (c Corpus) End() time.Time { return GenStart.Add(GenDays * 24 * time.Hour) 
 // summary of random bytes.
 func Generate(ctx context.Context, cat *catalog.Catalog, n int, seed uint64) (Corpus, error) {
 	c := Corpus{Seed: seed, N: n}
+	load, err := cat.Load(ctx)
+	if err != nil {
+		return c, fmt.Errorf("catalogtest: generate: %w", err)
+	}
 	r := rand.New(rand.NewPCG(seed, seed^0x5eed))
 	mailbox := rand.NewZipf(r, 1.2, 1, GenMailboxes-1)
 	word := rand.NewZipf(r, 1.1, 1, GenVocabulary-1)
@@ -131,11 +137,14 @@ func Generate(ctx context.Context, cat *catalog.Catalog, n int, seed uint64) (Co
 			Summary:    summary,
 		})
 		if len(batch) == genBatch || i == n-1 {
-			if err := cat.PutBatch(ctx, batch); err != nil {
+			if err := load.Put(ctx, batch); err != nil {
 				return c, fmt.Errorf("catalogtest: generate: %w", err)
 			}
 			batch = batch[:0]
 		}
+	}
+	if err := load.Finish(ctx); err != nil {
+		return c, fmt.Errorf("catalogtest: generate: %w", err)
 	}
 	return c, nil
 }
