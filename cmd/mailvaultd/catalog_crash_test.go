@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -295,20 +294,5 @@ func removeCatalog(t *testing.T, dir string) {
 // searchAll is searchIDs with the catalog's largest page (1,000).
 func searchAll(t *testing.T, st setup, q string) []string {
 	t.Helper()
-	r := runCLI(t, st.bin, st.dir, "search", q, "-json", "-limit", "1000", "-config", st.cfg)
-	if r.code != 0 {
-		t.Fatalf("search %q: exit %d: %s", q, r.code, r.stderr)
-	}
-	var ids []string
-	for _, line := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
-		if line == "" {
-			continue
-		}
-		var hit struct{ ID string }
-		if err := json.Unmarshal([]byte(line), &hit); err != nil {
-			t.Fatalf("search -json line %q: %v", line, err)
-		}
-		ids = append(ids, hit.ID)
-	}
-	return ids
+	return searchIDs(t, st, q, "-limit", "1000")
 }

@@ -13,10 +13,11 @@ import (
 	"github.com/mailvault/mailvaultd/internal/config"
 )
 
-// searchIDs runs `search -json QUERY` and returns the ids it prints.
-func searchIDs(t *testing.T, st setup, q string) []string {
+// searchIDs runs `search -json QUERY [args]` and returns the ids it prints.
+func searchIDs(t *testing.T, st setup, q string, args ...string) []string {
 	t.Helper()
-	r := runCLI(t, st.bin, st.dir, "search", q, "-json", "-config", st.cfg)
+	args = append([]string{"search", q, "-json", "-config", st.cfg}, args...)
+	r := runCLI(t, st.bin, st.dir, args...)
 	if r.code != 0 {
 		t.Fatalf("search %q: exit %d: %s", q, r.code, r.stderr)
 	}
