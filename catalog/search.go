@@ -122,7 +122,7 @@ func (c *Catalog) search(ctx context.Context, s Search, cur *cursor, limit int) 
 	if len(res.Rows) > limit {
 		res.Rows = res.Rows[:limit]
 		last := res.Rows[limit-1]
-		res.Next = cursor{at: last.ReceivedAt.UnixNano(), id: last.ID}.encode()
+		res.Next = CursorAfter(last)
 	}
 
 	if cur == nil && res.Next == "" {
@@ -476,6 +476,13 @@ func checkCost(s Search) error {
 type cursor struct {
 	at int64
 	id string
+}
+
+// CursorAfter is the cursor of a page that ends with r: the same search
+// resumed from it starts right after r. A caller may end a page early with
+// it (a response that would grow too large).
+func CursorAfter(r Row) string {
+	return cursor{at: r.ReceivedAt.UnixNano(), id: r.ID}.encode()
 }
 
 func (c cursor) encode() string {

@@ -86,6 +86,7 @@ func (l *Lister) List(ctx context.Context, q listing.Query) (listing.Page, error
 			l.logger().Error("catalog row left out of a listing", "id", r.ID, "err", err)
 			continue
 		}
+		m.Cursor = catalog.CursorAfter(r) // lets retrieval cut a page that grows too large
 		page.Messages = append(page.Messages, m)
 	}
 	return page, nil

@@ -158,6 +158,37 @@ func TestListerPaging(t *testing.T) {
 	}
 }
 
+// TestListerMessageCursor: each listed message's Cursor resumes the listing
+// right after it, so that retrieval can end a page early (a response that
+// would grow too large) without skipping or repeating a message.
+func TestListerMessageCursor(t *testing.T) {
+	f := newFixture(t, openSQLite)
+	f.deliverAll(t)
+	all, err := f.lister.List(context.Background(), listing.Query{All: true, Limit: 10})
+	if err != nil || len(all.Messages) != 3 {
+		t.Fatalf("list: %d messages, %v", len(all.Messages), err)
+	}
+	for i, m := range all.Messages {
+		if m.Cursor == "" {
+			t.Fatalf("message %d has no cursor", i)
+		}
+		rest, err := f.lister.List(context.Background(), listing.Query{All: true, Limit: 10, Cursor: m.Cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got, want []string
+		for _, r := range rest.Messages {
+			got = append(got, r.ID)
+		}
+		for _, r := range all.Messages[i+1:] {
+			want = append(want, r.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("after message %d: %v, want %v", i, got, want)
+		}
+	}
+}
+
 func TestCompileErrors(t *testing.T) {
 	k := blind.NewKey(make([]byte, 32))
 	for _, n := range []searchquery.Node{
