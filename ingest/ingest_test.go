@@ -6,15 +6,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mailvault/mailvaultd/archive"
-	"github.com/mailvault/mailvaultd/archive/fsstore"
 	"github.com/mailvault/mailvaultd/internal/kmstest"
+	"github.com/mailvault/mailvaultd/internal/testkit"
 	"github.com/mailvault/mailvaultd/sealed"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/sealer/awskms"
@@ -85,18 +84,7 @@ type testCore struct {
 func newCore(t *testing.T) *testCore {
 	t.Helper()
 	dir := t.TempDir()
-	krPath := filepath.Join(dir, "keyring.json")
-	if err := sealer.InitKeyring(krPath); err != nil {
-		t.Fatal(err)
-	}
-	kr, err := sealer.LoadKeyring(krPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := fsstore.New(filepath.Join(dir, "archive"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr, fs := testkit.LocalArchive(t, dir)
 	tc := &testCore{keys: &failingKeys{KeyProvider: kr}, store: &failingStore{Store: fs}, logs: &bytes.Buffer{}}
 	tc.Core = &Core{Vault: archive.NewVault(tc.store, kr.IndexKey()), Keys: tc.keys,
 		Logger: slog.New(slog.NewTextHandler(tc.logs, nil))}

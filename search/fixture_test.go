@@ -17,11 +17,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mailvault/mailvaultd/archive"
-	"github.com/mailvault/mailvaultd/archive/fsstore"
 	"github.com/mailvault/mailvaultd/blind"
 	"github.com/mailvault/mailvaultd/catalog"
 	"github.com/mailvault/mailvaultd/ingest"
 	"github.com/mailvault/mailvaultd/internal/pgtest"
+	"github.com/mailvault/mailvaultd/internal/testkit"
 	"github.com/mailvault/mailvaultd/listing"
 	"github.com/mailvault/mailvaultd/sealer"
 	"github.com/mailvault/mailvaultd/search"
@@ -134,21 +134,11 @@ var backends = []struct {
 func newFixture(t *testing.T, open opener) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	krPath := filepath.Join(dir, "keyring.json")
-	if err := sealer.InitKeyring(krPath); err != nil {
-		t.Fatal(err)
-	}
-	kr, err := sealer.LoadKeyring(krPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, err := fsstore.New(filepath.Join(dir, "archive"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr, fs := testkit.LocalArchive(t, dir)
 	f := &fixture{keys: kr, secret: kr.IndexKey(), logs: &bytes.Buffer{}, open: open,
 		ids: map[string]string{}, names: map[string]string{}}
 	f.vault = archive.NewVault(fs, f.secret)
+	var err error
 	if f.ckeys, err = search.NewKeys(f.secret); err != nil {
 		t.Fatal(err)
 	}
